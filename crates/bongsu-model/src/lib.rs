@@ -1,0 +1,17 @@
+//! bongsu's data model: the values that cross crate boundaries.
+//!
+//! - [`Labels`]: a sorted set of label pairs identifying a metric series or a log stream.
+//! - [`Sample`]: one metric value at a millisecond timestamp, with Prometheus's staleness marker.
+//! - [`LogEntry`]: one log line at a nanosecond timestamp with its structured metadata.
+//!
+//! This crate does no I/O.
+
+mod error;
+mod labels;
+mod log;
+mod sample;
+
+pub use error::{Error, Result};
+pub use labels::{Label, Labels, METRIC_NAME};
+pub use log::LogEntry;
+pub use sample::{is_stale_nan, Sample, STALE_NAN_BITS};
