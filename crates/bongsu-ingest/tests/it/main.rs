@@ -1,0 +1,3 @@
+//! Integration tests of bongsu-ingest's public API.
+
+mod openmetrics_conformance;
