@@ -1,3 +1,6 @@
 //! Integration tests of bongsu-ingest's public API.
 
+mod exposition;
+mod loki;
 mod openmetrics_conformance;
+mod remote_write;
