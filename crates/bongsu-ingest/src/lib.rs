@@ -3,7 +3,8 @@
 //!
 //! - Prometheus remote_write 1.0: [`classify_remote_write`], [`decode_remote_write`].
 //! - Prometheus text 0.0.4 and OpenMetrics 1.0 expositions: [`parse_exposition`].
-//! - Syslog RFC 3164 / RFC 5424: [`parse_syslog`], and TCP framing: [`SyslogFramer`].
+//! - Syslog RFC 3164 / RFC 5424: [`parse_syslog`], [`syslog_batch`], and TCP framing:
+//!   [`SyslogFramer`].
 //! - Loki push API (protobuf + snappy, JSON, gzip): [`decode_loki_push`].
 //!
 //! Every decoder returns a fully valid result or an [`Error`] whose [`Error::kind`] tells the
@@ -30,4 +31,4 @@ pub use remote_write::{
     classify_remote_write, decode_remote_write, decode_write_request, RemoteWrite,
     RemoteWriteVersion, PROTO_V1, PROTO_V2,
 };
-pub use syslog::{facility_name, parse_syslog, severity_name, SyslogRecord};
+pub use syslog::{facility_name, parse_syslog, severity_name, syslog_batch, SyslogRecord};

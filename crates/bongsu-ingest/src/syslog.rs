@@ -1,6 +1,8 @@
 //! Syslog messages: RFC 5424 and RFC 3164 (BSD), parsed tolerantly.
 
-use bongsu_model::{Label, Labels, LogEntry};
+use std::collections::HashMap;
+
+use bongsu_model::{Label, Labels, LogEntry, LogStream, LogsRecord};
 
 use crate::limits::Limits;
 
@@ -14,6 +16,26 @@ pub struct SyslogRecord {
     /// at the message's timestamp or at `now` when it has none; `procid`, `msgid` and
     /// structured data (`<SD-ID>.<PARAM-NAME>`) are structured metadata.
     pub entry: LogEntry,
+}
+
+/// Groups parsed messages into one `logs` record: one stream per distinct label set, entries
+/// in arrival order.
+pub fn syslog_batch(records: impl IntoIterator<Item = SyslogRecord>) -> LogsRecord {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut streams: Vec<LogStream> = Vec::new();
+    for r in records {
+        match index.get(&r.labels) {
+            Some(&i) => streams[i].entries.push(r.entry),
+            None => {
+                index.insert(r.labels.clone(), streams.len());
+                streams.push(LogStream {
+                    labels: r.labels,
+                    entries: vec![r.entry],
+                });
+            }
+        }
+    }
+    LogsRecord { streams }
 }
 
 const FACILITIES: [&str; 24] = [
@@ -640,6 +662,21 @@ mod tests {
         };
         let r = parse_syslog("<13>ééééééé".as_bytes(), NOW, &limits);
         assert_eq!(r.entry.line, "<13>ééé");
+    }
+
+    #[test]
+    fn batches_group_by_stream() {
+        let lines = [
+            "<13>Nov  4 01:02:03 h1 a: one",
+            "<13>Nov  4 01:02:04 h2 a: two",
+            "<13>Nov  4 01:02:05 h1 a: three",
+            "garbage",
+        ];
+        let rec = syslog_batch(lines.iter().map(|l| parse(l)));
+        assert_eq!(rec.streams.len(), 3);
+        assert_eq!(rec.streams[0].entries.len(), 2);
+        assert!(rec.streams[0].entries[1].line.ends_with("three"));
+        assert_eq!(rec.entry_count(), 4);
     }
 
     #[test]
