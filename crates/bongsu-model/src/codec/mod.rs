@@ -20,3 +20,6 @@ pub use metrics::{
     MetricKind, MetricMetadata, MetricsRecord, Series, METRICS_MAGIC, METRICS_VERSION,
 };
 pub use wire::DecodeLimits;
+
+#[cfg(test)]
+mod golden;
