@@ -1,12 +1,12 @@
 //! Exposition parsers: the Prometheus text format 0.0.4 and OpenMetrics 1.0 (strict).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bongsu_model::{Label, Labels, MetricKind, MetricMetadata, MetricsRecord, Sample, Series};
 
 use crate::error::{Error, Result};
 use crate::labels::{build_series_labels, is_valid_label_name, is_valid_metric_name};
-use crate::limits::{Limits, KEY_EXPO_LINE, KEY_SAMPLES};
+use crate::limits::{Limits, KEY_EXPO_LINE, KEY_LABELS, KEY_SAMPLES};
 
 /// Which exposition format a scrape answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ impl<'a> Cursor<'a> {
 
     /// Parses `{name="value",...}` starting at `{`. `lenient` allows blanks between tokens
     /// and a trailing comma (text format 0.0.4).
-    fn labels(&mut self, lenient: bool) -> std::result::Result<RawLabels<'a>, String> {
+    fn labels(&mut self, lenient: bool, max: usize) -> std::result::Result<RawLabels<'a>, String> {
         self.expect(b'{', "'{'")?;
         let mut out: RawLabels<'a> = Vec::new();
         if lenient {
@@ -160,6 +160,11 @@ impl<'a> Cursor<'a> {
             }
             self.expect(b'"', "'\"' opening the label value")?;
             let value = self.quoted()?;
+            if out.len() >= max {
+                return Err(format!(
+                    "more than {max} labels: drop some or raise {KEY_LABELS}"
+                ));
+            }
             if out.iter().any(|(n, _)| *n == name) {
                 return Err(format!("duplicate label name {name:?}"));
             }
@@ -293,6 +298,7 @@ fn ts_seconds_to_ms(secs: f64) -> i64 {
 fn parse_text(text: &str, default_ts: i64, limits: &Limits) -> Result<Exposition> {
     let mut out = Exposition::default();
     let mut meta: Vec<MetricMetadata> = Vec::new();
+    let mut meta_index: HashMap<String, usize> = HashMap::new();
     let mut typed: HashSet<String> = HashSet::new();
     let mut helped: HashSet<String> = HashSet::new();
     for (i, line) in text.split('\n').enumerate() {
@@ -320,13 +326,14 @@ fn parse_text(text: &str, default_ts: i64, limits: &Limits) -> Result<Exposition
                     "invalid metric name {name:?} in {keyword} line"
                 )));
             }
-            let idx = match meta.iter().position(|m| m.family == name) {
-                Some(i) => i,
+            let idx = match meta_index.get(name) {
+                Some(&i) => i,
                 None => {
                     meta.push(MetricMetadata {
                         family: name.to_owned(),
                         ..MetricMetadata::default()
                     });
+                    meta_index.insert(name.to_owned(), meta.len() - 1);
                     meta.len() - 1
                 }
             };
@@ -365,7 +372,7 @@ fn parse_text(text: &str, default_ts: i64, limits: &Limits) -> Result<Exposition
         }
         c.skip_blanks();
         let labels = if c.peek() == Some(b'{') {
-            c.labels(true).map_err(err)?
+            c.labels(true, limits.max_labels_per_series).map_err(err)?
         } else {
             Vec::new()
         };
@@ -517,14 +524,14 @@ struct OmSample<'a> {
     has_exemplar: bool,
 }
 
-fn parse_om_sample(line: &str) -> std::result::Result<OmSample<'_>, String> {
+fn parse_om_sample(line: &str, max_labels: usize) -> std::result::Result<OmSample<'_>, String> {
     let mut c = Cursor { s: line, pos: 0 };
     let name = c.token(b"{ ");
     if !is_valid_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
     }
     let labels = if c.peek() == Some(b'{') {
-        c.labels(false)?
+        c.labels(false, max_labels)?
     } else {
         Vec::new()
     };
@@ -553,7 +560,7 @@ fn parse_om_sample(line: &str) -> std::result::Result<OmSample<'_>, String> {
             if c.peek() != Some(b'{') {
                 return Err("exemplar must start with '{'".to_owned());
             }
-            let elabels = c.labels(false)?;
+            let elabels = c.labels(false, max_labels)?;
             c.expect(b' ', "a space before the exemplar value")?;
             let v = c.token(b" ");
             om_number(v).ok_or_else(|| format!("invalid exemplar value {v:?}"))?;
@@ -626,7 +633,7 @@ impl<'l> OmParser<'l> {
             } else if line.starts_with('#') {
                 self.metadata_line(line).map_err(err)?;
             } else {
-                let s = parse_om_sample(line).map_err(err)?;
+                let s = parse_om_sample(line, self.limits.max_labels_per_series).map_err(err)?;
                 self.sample(s, lineno)?;
             }
         }

@@ -2,5 +2,6 @@
 
 mod exposition;
 mod loki;
+mod never_panic;
 mod openmetrics_conformance;
 mod remote_write;
