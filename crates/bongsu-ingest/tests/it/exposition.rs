@@ -182,3 +182,36 @@ mod never_panic {
         }
     }
 }
+
+#[test]
+fn real_node_exporter_scrape() {
+    // node_exporter 1.5's answer to a scrape, as checked in (nodename replaced).
+    let text = include_bytes!("../data/node_exporter.prom.txt");
+    let e = parse_exposition(text, ExpositionFormat::PrometheusText, NOW, &Limits::default())
+        .unwrap();
+    let sample_lines = std::str::from_utf8(text)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(e.samples.len(), sample_lines);
+    assert!(e.samples.len() > 400);
+    assert!(e.samples.iter().all(|(l, s)| l.metric_name().is_some() && s.timestamp_ms == NOW));
+    let gc = e
+        .metadata
+        .iter()
+        .find(|m| m.family == "go_gc_duration_seconds")
+        .expect("go_gc_duration_seconds metadata");
+    assert_eq!(gc.kind, MetricKind::Summary);
+    assert!(e
+        .metadata
+        .iter()
+        .any(|m| m.family == "node_cpu_seconds_total" && m.kind == MetricKind::Counter));
+    let uname = e
+        .samples
+        .iter()
+        .find(|(l, _)| l.metric_name() == Some("node_uname_info"))
+        .expect("node_uname_info");
+    assert_eq!(uname.0.get("nodename"), Some("host1"));
+    assert_eq!(uname.0.get("version"), Some("#1 SMP PREEMPT_DYNAMIC @0"));
+}
