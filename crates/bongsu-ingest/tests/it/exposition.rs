@@ -187,8 +187,13 @@ mod never_panic {
 fn real_node_exporter_scrape() {
     // node_exporter 1.5's answer to a scrape, as checked in (nodename replaced).
     let text = include_bytes!("../data/node_exporter.prom.txt");
-    let e = parse_exposition(text, ExpositionFormat::PrometheusText, NOW, &Limits::default())
-        .unwrap();
+    let e = parse_exposition(
+        text,
+        ExpositionFormat::PrometheusText,
+        NOW,
+        &Limits::default(),
+    )
+    .unwrap();
     let sample_lines = std::str::from_utf8(text)
         .unwrap()
         .lines()
@@ -196,7 +201,10 @@ fn real_node_exporter_scrape() {
         .count();
     assert_eq!(e.samples.len(), sample_lines);
     assert!(e.samples.len() > 400);
-    assert!(e.samples.iter().all(|(l, s)| l.metric_name().is_some() && s.timestamp_ms == NOW));
+    assert!(e
+        .samples
+        .iter()
+        .all(|(l, s)| l.metric_name().is_some() && s.timestamp_ms == NOW));
     let gc = e
         .metadata
         .iter()

@@ -5,3 +5,4 @@ mod loki;
 mod never_panic;
 mod openmetrics_conformance;
 mod remote_write;
+mod syslog;
