@@ -281,3 +281,52 @@ fn classifies_headers_as_the_specs_require() {
         400
     );
 }
+
+#[test]
+fn real_prometheus_2_42_requests() {
+    // Bodies a Prometheus 2.42 agent sent while scraping node_exporter, as received, with
+    // these headers: Content-Type application/x-protobuf, Content-Encoding snappy,
+    // X-Prometheus-Remote-Write-Version 0.1.0.
+    assert_eq!(
+        classify_remote_write(
+            Some("application/x-protobuf"),
+            Some("snappy"),
+            Some("0.1.0")
+        ),
+        Ok(RemoteWriteVersion::V1)
+    );
+    let limits = Limits::default();
+    let first = decode_remote_write(
+        include_bytes!("../data/prometheus_2.42_remote_write_samples.bin"),
+        &limits,
+    )
+    .unwrap();
+    let second = decode_remote_write(
+        include_bytes!("../data/prometheus_2.42_remote_write_2.bin"),
+        &limits,
+    )
+    .unwrap();
+    let all: Vec<_> = first
+        .record
+        .series
+        .iter()
+        .chain(second.record.series.iter())
+        .collect();
+    assert_eq!(first.record.series.len(), 500);
+    assert_eq!(second.record.series.len(), 10);
+    assert!(all.iter().all(|s| s.samples.len() == 1));
+    let up = all
+        .iter()
+        .find(|s| s.labels.metric_name() == Some("up"))
+        .expect("an up series");
+    assert_eq!(up.labels.get("job"), Some("node"));
+    assert_eq!(up.labels.get("instance"), Some("127.0.0.1:19100"));
+    assert_eq!(up.samples[0].value, 1.0);
+    assert!(up.samples[0].timestamp_ms > 1_700_000_000_000);
+    // Everything survives the metrics record encoding.
+    let bytes = first.record.encode();
+    assert_eq!(
+        bongsu_model::MetricsRecord::decode(&bytes).unwrap(),
+        first.record
+    );
+}
