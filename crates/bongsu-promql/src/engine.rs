@@ -1,0 +1,395 @@
+//! The query engine: options, limits, the public query entry points.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
+
+use crate::eval::{Evaluator, Val};
+use crate::storage::{MatchOp, Matcher, SelectHints, Series, Storage};
+use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
+use crate::{Error, Result};
+
+/// Engine settings and query limits.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant vector selector looks for a sample (Prometheus: 5m).
+    pub lookback_delta: Duration,
+    /// Most samples one query may load from storage.
+    pub max_samples: usize,
+    /// Most series one query may select from storage.
+    pub max_series: usize,
+    /// Longest a query may run; checked cooperatively between steps and selectors.
+    pub timeout: Duration,
+    /// Step of a subquery written without one (`x[5m:]`).
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            max_series: 1_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Evaluates PromQL over a [`Storage`].
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// Millisecond timestamp of a parser time.
+pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// The key under which a selector's data is cached: its matchers without offset and `@`.
+pub(crate) fn selector_key(vs: &VectorSelector) -> String {
+    let mut v = vs.clone();
+    v.offset = None;
+    v.at = None;
+    v.to_string()
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Self { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<QueryResult> {
+        let expr = parser::parse(query).map_err(Error::Parse)?;
+        let mut ev = self.prepare(storage, query, &expr, time_ms, time_ms, 0)?;
+        let val = ev.eval(&expr, time_ms)?;
+        let value = match val {
+            Val::Scalar(v) => Value::Scalar {
+                timestamp_ms: time_ms,
+                value: v,
+            },
+            Val::Str(s) => Value::String {
+                timestamp_ms: time_ms,
+                value: s,
+            },
+            Val::Vector(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for e in v {
+                    out.push(InstantSample {
+                        labels: e.final_labels(),
+                        timestamp_ms: time_ms,
+                        value: e.value,
+                    });
+                }
+                check_unique(out.iter().map(|s| &s.labels))?;
+                Value::Vector(out)
+            }
+            Val::Matrix(m) => {
+                let mut out = Vec::with_capacity(m.len());
+                for s in m {
+                    let labels = s.final_labels();
+                    out.push(RangeSeries {
+                        labels,
+                        points: s.points,
+                    });
+                }
+                check_unique(out.iter().map(|s| &s.labels))?;
+                Value::Matrix(out)
+            }
+        };
+        Ok(ev.finish(value))
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive; the result
+    /// is a matrix with series sorted by labels.
+    pub fn range_query(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        if step_ms <= 0 {
+            return Err(Error::Range(
+                "zero or negative query resolution step widths are not accepted: use a positive step".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(Error::Range(
+                "end timestamp must not be before start time: swap start and end".into(),
+            ));
+        }
+        let expr = parser::parse(query).map_err(Error::Parse)?;
+        match expr.value_type() {
+            parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
+            t => {
+                return Err(Error::Eval(format!(
+                    "invalid expression type \"{t}\" for range query, must be Scalar or instant Vector"
+                )))
+            }
+        }
+        let mut ev = self.prepare(storage, query, &expr, start_ms, end_ms, step_ms)?;
+        let mut series: HashMap<bongsu_model::Labels, Vec<(i64, f64)>> = HashMap::new();
+        let mut t = start_ms;
+        while t <= end_ms {
+            ev.check_deadline()?;
+            match ev.eval(&expr, t)? {
+                Val::Scalar(v) => series
+                    .entry(bongsu_model::Labels::empty())
+                    .or_default()
+                    .push((t, v)),
+                Val::Vector(v) => {
+                    let mut seen = std::collections::HashSet::with_capacity(v.len());
+                    for e in v {
+                        let l = e.final_labels();
+                        if !seen.insert(l.clone()) {
+                            return Err(Error::Eval(
+                                "vector cannot contain metrics with the same labelset".into(),
+                            ));
+                        }
+                        series.entry(l).or_default().push((t, e.value));
+                    }
+                }
+                _ => {
+                    return Err(Error::Eval(
+                        "range query must return a scalar or an instant vector at every step"
+                            .into(),
+                    ))
+                }
+            }
+            t += step_ms;
+        }
+        let mut out: Vec<RangeSeries> = series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(ev.finish(Value::Matrix(out)))
+    }
+
+    fn prepare<'a>(
+        &self,
+        storage: &dyn Storage,
+        query: &'a str,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Evaluator<'a>> {
+        let started = Instant::now();
+        let mut needs: HashMap<String, Need> = HashMap::new();
+        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        collect_needs(expr, start, end, start, end, lookback, None, &mut needs);
+        let mut data = HashMap::new();
+        let mut samples = 0usize;
+        let mut series_count = 0usize;
+        for (key, need) in needs {
+            if started.elapsed() > self.opts.timeout {
+                return Err(Error::Timeout(self.opts.timeout));
+            }
+            let hints = SelectHints {
+                start_ms: need.lo,
+                end_ms: need.hi,
+                step_ms: step,
+                func: need.func.clone(),
+                range_ms: need.range,
+            };
+            let mut all: Vec<Series> = Vec::new();
+            for group in matcher_groups(&need.selector)? {
+                for s in storage.select(&group, &hints)? {
+                    if !all.iter().any(|x| x.labels == s.labels) {
+                        all.push(s);
+                    }
+                }
+            }
+            all.sort_by(|a, b| a.labels.cmp(&b.labels));
+            series_count += all.len();
+            if series_count > self.opts.max_series {
+                return Err(Error::TooManySeries {
+                    selected: series_count,
+                    limit: self.opts.max_series,
+                });
+            }
+            samples += all.iter().map(|s| s.samples.len()).sum::<usize>();
+            if samples > self.opts.max_samples {
+                return Err(Error::TooManySamples {
+                    loaded: samples,
+                    limit: self.opts.max_samples,
+                });
+            }
+            data.insert(key, Arc::new(all));
+        }
+        Ok(Evaluator::new(
+            query,
+            data,
+            start,
+            end,
+            step,
+            lookback,
+            self.opts.default_subquery_step.as_millis().max(1) as i64,
+            started + self.opts.timeout,
+            self.opts.timeout,
+        ))
+    }
+}
+
+fn check_unique<'a>(labels: impl Iterator<Item = &'a bongsu_model::Labels>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for l in labels {
+        if !seen.insert(l) {
+            return Err(Error::Eval(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Storage matchers for a selector: one group per `or` alternative.
+fn matcher_groups(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    let conv = |m: &promql_parser::label::Matcher| -> Result<Matcher> {
+        let op = match m.op {
+            promql_parser::label::MatchOp::Equal => MatchOp::Equal,
+            promql_parser::label::MatchOp::NotEqual => MatchOp::NotEqual,
+            promql_parser::label::MatchOp::Re(_) => MatchOp::RegexMatch,
+            promql_parser::label::MatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+        };
+        Matcher::new(op, m.name.clone(), m.value.clone())
+    };
+    let mut base = Vec::new();
+    if let Some(name) = &vs.name {
+        base.push(Matcher::new(
+            MatchOp::Equal,
+            bongsu_model::METRIC_NAME,
+            name.clone(),
+        )?);
+    }
+    if vs.matchers.or_matchers.is_empty() {
+        let mut g = base;
+        for m in &vs.matchers.matchers {
+            g.push(conv(m)?);
+        }
+        Ok(vec![g])
+    } else {
+        let mut out = Vec::new();
+        for alt in &vs.matchers.or_matchers {
+            let mut g = base.clone();
+            for m in alt {
+                g.push(conv(m)?);
+            }
+            out.push(g);
+        }
+        Ok(out)
+    }
+}
+
+struct Need {
+    selector: VectorSelector,
+    lo: i64,
+    hi: i64,
+    range: i64,
+    func: Option<String>,
+}
+
+fn at_window(at: &Option<AtModifier>, s: i64, e: i64, qs: i64, qe: i64) -> (i64, i64) {
+    match at {
+        None => (s, e),
+        Some(AtModifier::Start) => (qs, qs),
+        Some(AtModifier::End) => (qe, qe),
+        Some(AtModifier::At(t)) => {
+            let t = system_time_ms(*t);
+            (t, t)
+        }
+    }
+}
+
+/// Walks `expr` evaluated at times `s..=e` and records, for each selector, which
+/// sample timestamps it can touch.
+#[allow(clippy::too_many_arguments)]
+fn collect_needs(
+    expr: &Expr,
+    s: i64,
+    e: i64,
+    qs: i64,
+    qe: i64,
+    lookback: i64,
+    func: Option<&str>,
+    needs: &mut HashMap<String, Need>,
+) {
+    let mut add = |vs: &VectorSelector, lo: i64, hi: i64, range: i64| {
+        let key = selector_key(vs);
+        let n = needs.entry(key).or_insert_with(|| Need {
+            selector: vs.clone(),
+            lo,
+            hi,
+            range,
+            func: func.map(str::to_owned),
+        });
+        n.lo = n.lo.min(lo);
+        n.hi = n.hi.max(hi);
+        n.range = n.range.max(range);
+    };
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let (a, b) = at_window(&vs.at, s, e, qs, qe);
+            let off = offset_ms(&vs.offset);
+            add(vs, a - off - lookback, b - off, 0);
+        }
+        Expr::MatrixSelector(ms) => {
+            let vs = &ms.vs;
+            let (a, b) = at_window(&vs.at, s, e, qs, qe);
+            let off = offset_ms(&vs.offset);
+            let r = ms.range.as_millis() as i64;
+            add(vs, a - off - r, b - off, r);
+        }
+        Expr::Subquery(sq) => {
+            let (a, b) = at_window(&sq.at, s, e, qs, qe);
+            let off = offset_ms(&sq.offset);
+            let r = sq.range.as_millis() as i64;
+            collect_needs(&sq.expr, a - off - r, b - off, qs, qe, lookback, func, needs);
+        }
+        Expr::Aggregate(a) => {
+            collect_needs(&a.expr, s, e, qs, qe, lookback, None, needs);
+            if let Some(p) = &a.param {
+                collect_needs(p, s, e, qs, qe, lookback, None, needs);
+            }
+        }
+        Expr::Unary(u) => collect_needs(&u.expr, s, e, qs, qe, lookback, None, needs),
+        Expr::Binary(b) => {
+            collect_needs(&b.lhs, s, e, qs, qe, lookback, None, needs);
+            collect_needs(&b.rhs, s, e, qs, qe, lookback, None, needs);
+        }
+        Expr::Paren(p) => collect_needs(&p.expr, s, e, qs, qe, lookback, func, needs),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                collect_needs(a, s, e, qs, qe, lookback, Some(c.func.name), needs);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
