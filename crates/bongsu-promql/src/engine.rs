@@ -149,8 +149,8 @@ impl Engine {
             parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
             t => {
                 return Err(Error::Eval(format!(
-                    "invalid expression type \"{t}\" for range query, must be Scalar or instant Vector"
-                )))
+                "invalid expression type \"{t}\" for range query, must be Scalar or instant Vector"
+            )))
             }
         }
         let mut ev = self.prepare(storage, query, &expr, start_ms, end_ms, step_ms)?;
@@ -371,7 +371,16 @@ fn collect_needs(
             let (a, b) = at_window(&sq.at, s, e, qs, qe);
             let off = offset_ms(&sq.offset);
             let r = sq.range.as_millis() as i64;
-            collect_needs(&sq.expr, a - off - r, b - off, qs, qe, lookback, func, needs);
+            collect_needs(
+                &sq.expr,
+                a - off - r,
+                b - off,
+                qs,
+                qe,
+                lookback,
+                func,
+                needs,
+            );
         }
         Expr::Aggregate(a) => {
             collect_needs(&a.expr, s, e, qs, qe, lookback, None, needs);

@@ -478,9 +478,7 @@ impl<'a> Evaluator<'a> {
                     Ok(Val::Scalar(v))
                 }
             }
-            (Val::Vector(v), Val::Scalar(s)) => {
-                self.vector_scalar(op, v, s, false, return_bool)
-            }
+            (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool),
             (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool),
             (Val::Vector(l), Val::Vector(r)) => match op {
                 "and" | "or" | "unless" => Ok(Val::Vector(set_op(op, b, l, r))),
@@ -578,6 +576,11 @@ impl<'a> Evaluator<'a> {
             } else {
                 (e.value, r.value)
             };
+            if !one_to_many && !many_to_one && matched.insert(sig.clone(), ()).is_some() {
+                return Err(Error::Eval(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
+            }
             let (mut val, keep) = scalar_op(op, fl, fr)?;
             if return_bool {
                 val = if keep { 1.0 } else { 0.0 };
@@ -616,13 +619,7 @@ impl<'a> Evaluator<'a> {
                     }
                 }
             }
-            if !one_to_many && !many_to_one {
-                if matched.insert(sig, ()).is_some() {
-                    return Err(Error::Eval(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                    ));
-                }
-            } else {
+            if one_to_many || many_to_one {
                 let mut key = labels.clone();
                 if drop_name {
                     key.remove(METRIC_NAME);
@@ -700,14 +697,12 @@ impl<'a> Evaluator<'a> {
                 if k.is_nan() {
                     return Err(Error::Eval("Parameter value is NaN".into()));
                 }
-                if k >= 9.223_372_036_854_776e18 || k < -9.223_372_036_854_776e18 {
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&k) {
                     return Err(Error::Eval(format!("Scalar value {k} overflows int64")));
                 }
             }
-            "limit_ratio" => {
-                if scalar_param.unwrap_or(f64::NAN).is_nan() {
-                    return Err(Error::Eval("Ratio value is NaN".into()));
-                }
+            "limit_ratio" if scalar_param.unwrap_or(f64::NAN).is_nan() => {
+                return Err(Error::Eval("Ratio value is NaN".into()));
             }
             "quantile" => {
                 let q = scalar_param.unwrap_or(f64::NAN);
@@ -815,20 +810,26 @@ impl<'a> Evaluator<'a> {
                         "avg" => mean(vals),
                         "count" | "count_values" => members.len() as f64,
                         "group" => 1.0,
-                        "min" => vals.fold(f64::NAN, |acc, x| {
-                            if acc.is_nan() || x < acc {
-                                x
-                            } else {
-                                acc
-                            }
-                        }),
-                        "max" => vals.fold(f64::NAN, |acc, x| {
-                            if acc.is_nan() || x > acc {
-                                x
-                            } else {
-                                acc
-                            }
-                        }),
+                        "min" => vals.fold(
+                            f64::NAN,
+                            |acc, x| {
+                                if acc.is_nan() || x < acc {
+                                    x
+                                } else {
+                                    acc
+                                }
+                            },
+                        ),
+                        "max" => vals.fold(
+                            f64::NAN,
+                            |acc, x| {
+                                if acc.is_nan() || x > acc {
+                                    x
+                                } else {
+                                    acc
+                                }
+                            },
+                        ),
                         "stddev" | "stdvar" => {
                             let (mut n, mut m, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
                             for x in vals {
@@ -919,22 +920,28 @@ fn set_op(op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem>
         };
     match op {
         "and" => {
-            let sigs: std::collections::HashSet<Labels> =
-                rhs.iter().map(|e| signature(&e.labels, on, &names)).collect();
+            let sigs: std::collections::HashSet<Labels> = rhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
             lhs.into_iter()
                 .filter(|e| sigs.contains(&signature(&e.labels, on, &names)))
                 .collect()
         }
         "unless" => {
-            let sigs: std::collections::HashSet<Labels> =
-                rhs.iter().map(|e| signature(&e.labels, on, &names)).collect();
+            let sigs: std::collections::HashSet<Labels> = rhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
             lhs.into_iter()
                 .filter(|e| !sigs.contains(&signature(&e.labels, on, &names)))
                 .collect()
         }
         _ => {
-            let sigs: std::collections::HashSet<Labels> =
-                lhs.iter().map(|e| signature(&e.labels, on, &names)).collect();
+            let sigs: std::collections::HashSet<Labels> = lhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
             let mut out = lhs;
             out.extend(
                 rhs.into_iter()

@@ -5,17 +5,19 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use crate::eval::{
-    go_max, go_min, kahan_inc, mean, quantile, unparen, valid_label_name, Elem, Evaluator,
-    MSeries, Val,
+    go_max, go_min, kahan_inc, mean, quantile, unparen, valid_label_name, Elem, Evaluator, MSeries,
+    Val,
 };
 use crate::{Error, Result};
 
 fn arg(c: &Call, i: usize) -> Result<&Expr> {
-    c.args
-        .args
-        .get(i)
-        .map(|b| b.as_ref())
-        .ok_or_else(|| Error::Eval(format!("function {} is missing argument {}", c.func.name, i + 1)))
+    c.args.args.get(i).map(|b| b.as_ref()).ok_or_else(|| {
+        Error::Eval(format!(
+            "function {} is missing argument {}",
+            c.func.name,
+            i + 1
+        ))
+    })
 }
 
 /// Evaluates the range-vector argument of a function: the series, and the end and
@@ -301,6 +303,13 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     (ab.len() - i).cmp(&(bb.len() - j))
 }
 
+/// `[a-zA-Z_][a-zA-Z0-9_]*`: the names label_replace may write.
+fn legacy_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn absent_labels(e: &Expr) -> Labels {
     let vs = match unparen(e) {
         Expr::VectorSelector(vs) => vs,
@@ -400,6 +409,22 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             }
         }),
         "pi" => Ok(Val::Scalar(std::f64::consts::PI)),
+        "step" => Ok(Val::Scalar(ev.step as f64 / 1000.0)),
+        "range" => Ok(Val::Scalar((ev.end - ev.start) as f64 / 1000.0)),
+        "start" => Ok(Val::Scalar(ev.start as f64 / 1000.0)),
+        "end" => Ok(Val::Scalar(ev.end as f64 / 1000.0)),
+        "min_of" | "max_of" => {
+            let mut acc: Option<f64> = None;
+            for a in &c.args.args {
+                let v = ev.eval_scalar(a, t)?;
+                acc = Some(match acc {
+                    None => v,
+                    Some(x) if name == "min_of" => go_min(x, v),
+                    Some(x) => go_max(x, v),
+                });
+            }
+            Ok(Val::Scalar(acc.unwrap_or(f64::NAN)))
+        }
         "time" => Ok(Val::Scalar(t as f64 / 1000.0)),
         "round" => {
             let to = match c.args.args.get(1) {
@@ -436,7 +461,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
         }
         "scalar" => {
             let v = ev.eval_vector(arg(c, 0)?, t)?;
-            Ok(Val::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN }))
+            Ok(Val::Scalar(if v.len() == 1 {
+                v[0].value
+            } else {
+                f64::NAN
+            }))
         }
         "timestamp" => {
             let a = arg(c, 0)?;
@@ -502,31 +531,37 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
         }),
         "avg_over_time" => over_time(ev, c, 0, t, false, |p| Some(mean(p.iter().map(|x| x.1)))),
         "min_over_time" => over_time(ev, c, 0, t, false, |p| {
-            Some(p.iter().fold(f64::NAN, |acc, &(_, x)| {
-                if acc.is_nan() || x < acc {
-                    x
-                } else {
-                    acc
-                }
-            }))
+            Some(p.iter().fold(
+                f64::NAN,
+                |acc, &(_, x)| {
+                    if acc.is_nan() || x < acc {
+                        x
+                    } else {
+                        acc
+                    }
+                },
+            ))
         }),
         "max_over_time" => over_time(ev, c, 0, t, false, |p| {
-            Some(p.iter().fold(f64::NAN, |acc, &(_, x)| {
-                if acc.is_nan() || x > acc {
-                    x
-                } else {
-                    acc
-                }
-            }))
+            Some(p.iter().fold(
+                f64::NAN,
+                |acc, &(_, x)| {
+                    if acc.is_nan() || x > acc {
+                        x
+                    } else {
+                        acc
+                    }
+                },
+            ))
         }),
         "last_over_time" => over_time(ev, c, 0, t, true, |p| p.last().map(|x| x.1)),
         "first_over_time" => over_time(ev, c, 0, t, true, |p| p.first().map(|x| x.1)),
-        "ts_of_last_over_time" => {
-            over_time(ev, c, 0, t, false, |p| p.last().map(|x| x.0 as f64 / 1000.0))
-        }
-        "ts_of_first_over_time" => {
-            over_time(ev, c, 0, t, false, |p| p.first().map(|x| x.0 as f64 / 1000.0))
-        }
+        "ts_of_last_over_time" => over_time(ev, c, 0, t, false, |p| {
+            p.last().map(|x| x.0 as f64 / 1000.0)
+        }),
+        "ts_of_first_over_time" => over_time(ev, c, 0, t, false, |p| {
+            p.first().map(|x| x.0 as f64 / 1000.0)
+        }),
         "ts_of_max_over_time" | "ts_of_min_over_time" => {
             let max = name == "ts_of_max_over_time";
             over_time(ev, c, 0, t, false, move |p| {
@@ -535,9 +570,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     best = match best {
                         None => Some((ts, v)),
                         Some((bt, bv)) => {
-                            let better = bv.is_nan()
-                                || (max && v >= bv)
-                                || (!max && v <= bv);
+                            let better = bv.is_nan() || (max && v >= bv) || (!max && v <= bv);
                             if better && !v.is_nan() {
                                 Some((ts, v))
                             } else {
@@ -564,6 +597,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             })
         }
         "mad_over_time" => over_time(ev, c, 0, t, false, |p| {
+            if p.iter().any(|x| x.1.is_nan()) {
+                return Some(f64::NAN);
+            }
             let mut v: Vec<f64> = p.iter().map(|x| x.1).collect();
             let med = quantile(0.5, &mut v);
             let mut d: Vec<f64> = p.iter().map(|x| (x.1 - med).abs()).collect();
@@ -658,7 +694,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     "invalid regular expression in label_replace(): {re_s}"
                 ))
             })?;
-            if !valid_label_name(&dst) || !dst.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
+            if !legacy_label_name(&dst) {
                 return Err(Error::Eval(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
@@ -691,10 +727,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 )));
             }
             for e in &mut v {
-                let joined: Vec<&str> = srcs
-                    .iter()
-                    .map(|s| e.labels.get(s).unwrap_or(""))
-                    .collect();
+                let joined: Vec<&str> =
+                    srcs.iter().map(|s| e.labels.get(s).unwrap_or("")).collect();
                 let joined = joined.join(&sep);
                 e.labels.set(&dst, &joined);
                 if dst == METRIC_NAME {
@@ -724,7 +758,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     v.sort_by(|a, b| {
                         let mut o = std::cmp::Ordering::Equal;
                         for k in &keys {
-                            let (x, y) = (a.labels.get(k).unwrap_or(""), b.labels.get(k).unwrap_or(""));
+                            let (x, y) =
+                                (a.labels.get(k).unwrap_or(""), b.labels.get(k).unwrap_or(""));
                             if x != y {
                                 o = natural_cmp(x, y);
                                 break;

@@ -25,7 +25,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 
 /// Quantile `q` of buckets given as (upper bound, cumulative count); returns the value
 /// and whether the counts had to be forced monotonic.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
         return (f64::NAN, false);
     }
@@ -130,9 +130,10 @@ pub(crate) fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
             ));
             continue;
         };
+        // The name stays in the group key and is dropped at the end (delayed name
+        // removal): two histograms that differ only by name then collide.
         let mut key = e.labels.clone();
         key.remove("le");
-        key.remove(METRIC_NAME);
         groups
             .entry(key.clone())
             .or_insert_with(|| {

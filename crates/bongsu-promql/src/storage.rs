@@ -165,8 +165,12 @@ impl Storage for MemoryStorage {
             if !Matcher::all_match(matchers, &s.labels) {
                 continue;
             }
-            let lo = s.samples.partition_point(|x| x.timestamp_ms < hints.start_ms);
-            let hi = s.samples.partition_point(|x| x.timestamp_ms <= hints.end_ms);
+            let lo = s
+                .samples
+                .partition_point(|x| x.timestamp_ms < hints.start_ms);
+            let hi = s
+                .samples
+                .partition_point(|x| x.timestamp_ms <= hints.end_ms);
             if lo >= hi {
                 continue;
             }

@@ -96,12 +96,7 @@ fn parse_float(s: &str) -> Option<f64> {
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
         "stale" => Some(f64::from_bits(bongsu_model::STALE_NAN_BITS)),
-        _ => {
-            if let Some(h) = s.strip_prefix("0x") {
-                return i64::from_str_radix(h, 16).ok().map(|v| v as f64);
-            }
-            s.parse::<f64>().ok()
-        }
+        _ => s.parse::<f64>().ok(),
     }
 }
 
@@ -209,6 +204,9 @@ fn expand(tokens: &[String]) -> Result<Option<Vec<Point>>, String> {
 }
 
 fn labels_of(desc: &str) -> Result<Labels, String> {
+    if desc.trim() == "{}" {
+        return Ok(Labels::empty());
+    }
     let e = parser::parse(desc).map_err(|e| format!("bad series {desc:?}: {e}"))?;
     let Expr::VectorSelector(vs) = e else {
         return Err(format!("bad series {desc:?}"));
@@ -228,6 +226,42 @@ fn ident_words(s: &str) -> HashSet<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether any selector of `e` matches a series that holds native histogram samples.
+fn reads_histograms(e: &Expr, hist: &[Labels]) -> bool {
+    let sel = |vs: &parser::VectorSelector| {
+        hist.iter().any(|l| {
+            let name_ok = vs
+                .name
+                .as_ref()
+                .is_none_or(|n| l.metric_name() == Some(n.as_str()));
+            let groups: Vec<&Vec<promql_parser::label::Matcher>> =
+                if vs.matchers.or_matchers.is_empty() {
+                    vec![&vs.matchers.matchers]
+                } else {
+                    vs.matchers.or_matchers.iter().collect()
+                };
+            name_ok
+                && groups
+                    .iter()
+                    .any(|g| g.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or(""))))
+        })
+    };
+    match e {
+        Expr::VectorSelector(vs) => sel(vs),
+        Expr::MatrixSelector(ms) => sel(&ms.vs),
+        Expr::Aggregate(a) => {
+            reads_histograms(&a.expr, hist)
+                || a.param.as_ref().is_some_and(|p| reads_histograms(p, hist))
+        }
+        Expr::Unary(u) => reads_histograms(&u.expr, hist),
+        Expr::Binary(b) => reads_histograms(&b.lhs, hist) || reads_histograms(&b.rhs, hist),
+        Expr::Paren(p) => reads_histograms(&p.expr, hist),
+        Expr::Subquery(s) => reads_histograms(&s.expr, hist),
+        Expr::Call(c) => c.args.args.iter().any(|a| reads_histograms(a, hist)),
+        _ => false,
+    }
 }
 
 fn almost_equal(a: f64, b: f64) -> bool {
@@ -275,7 +309,12 @@ struct Eval<'a> {
 }
 
 fn check_annotations(exp: &Expect, res: &QueryResult) -> Result<(), String> {
-    let check = |want: Option<bool>, msgs: &[String], regexes: &[String], got: &[String], kind: &str| -> Result<(), String> {
+    let check = |want: Option<bool>,
+                 msgs: &[String],
+                 regexes: &[String],
+                 got: &[String],
+                 kind: &str|
+     -> Result<(), String> {
         if want == Some(true) && got.is_empty() {
             return Err(format!("expected {kind} but got none"));
         }
@@ -295,18 +334,24 @@ fn check_annotations(exp: &Expect, res: &QueryResult) -> Result<(), String> {
         }
         Ok(())
     };
-    check(exp.warn, &exp.warn_msg, &exp.warn_regex, &res.warnings, "warnings")?;
-    check(exp.info, &exp.info_msg, &exp.info_regex, &res.infos, "infos")
+    check(
+        exp.warn,
+        &exp.warn_msg,
+        &exp.warn_regex,
+        &res.warnings,
+        "warnings",
+    )?;
+    check(
+        exp.info,
+        &exp.info_msg,
+        &exp.info_regex,
+        &res.infos,
+        "infos",
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_eval(
-    engine: &Engine,
-    st: &MemoryStorage,
-    ev: &Eval<'_>,
-    hist_names: &HashSet<String>,
-    file_has_hist: bool,
-) -> Outcome {
+fn run_eval(engine: &Engine, st: &MemoryStorage, ev: &Eval<'_>, hist_series: &[Labels]) -> Outcome {
     let mut words = ev.header.split_whitespace();
     let cmd = words.next().unwrap_or("");
     let mut exp = Expect::default();
@@ -347,7 +392,10 @@ fn run_eval(
         _ => return Outcome::Fail(format!("bad eval header {:?}", ev.header)),
     };
     // Use the original spacing of the query text.
-    let query = match ev.header.find(query.split_whitespace().next().unwrap_or("")) {
+    let query = match ev
+        .header
+        .find(query.split_whitespace().next().unwrap_or(""))
+    {
         Some(_) => {
             let skip = match kind {
                 "instant" => 4,
@@ -406,7 +454,7 @@ fn run_eval(
                 "no_info" => exp.info = Some(false),
                 "ordered" => exp.ordered = true,
                 "string" => {
-                    exp.string = Some(tail.trim_matches('"').to_owned());
+                    exp.string = Some(tail.trim_matches(|c| c == '"' || c == '`').to_owned());
                 }
                 "range" => {
                     let w: Vec<&str> = tail.split_whitespace().collect();
@@ -438,11 +486,10 @@ fn run_eval(
     if EXPERIMENTAL_FUNCS.iter().any(|f| words.contains(*f)) {
         return Outcome::Skip("experimental function info()");
     }
-    if words.iter().any(|w| hist_names.contains(w)) {
-        return Outcome::Skip("query reads series holding native histogram samples");
-    }
-    if file_has_hist && query.contains("__name__") {
-        return Outcome::Skip("query selects by name regex over native histogram series");
+    if let Ok(expr) = parser::parse(&query) {
+        if reads_histograms(&expr, hist_series) {
+            return Outcome::Skip("query reads series holding native histogram samples");
+        }
     }
     let Some((start, end, step)) = range else {
         return Outcome::Fail("no range".into());
@@ -479,7 +526,15 @@ fn run_eval(
     if let Err(e) = check_annotations(&exp, &res) {
         return Outcome::Fail(e);
     }
-    match compare(&res.value, &expected_lines, &exp, kind == "range", start, end, step) {
+    match compare(
+        &res.value,
+        &expected_lines,
+        &exp,
+        kind == "range",
+        start,
+        end,
+        step,
+    ) {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(e),
     }
@@ -593,7 +648,9 @@ fn compare(
                     "expected {} series, got {}: {:?}",
                     expected.len(),
                     m.len(),
-                    m.iter().map(|s| format!("{} {:?}", s.labels, s.points)).collect::<Vec<_>>()
+                    m.iter()
+                        .map(|s| format!("{} {:?}", s.labels, s.points))
+                        .collect::<Vec<_>>()
                 ));
             }
             for (el, ep) in &expected {
@@ -627,8 +684,7 @@ fn run_file(path: &Path) -> FileReport {
     let lines: Vec<&str> = text.lines().collect();
     let engine = Engine::new(EngineOptions::default());
     let st = MemoryStorage::new();
-    let mut hist_names: HashSet<String> = HashSet::new();
-    let mut file_has_hist = false;
+    let mut hist_series: Vec<Labels> = Vec::new();
     let mut rep = FileReport {
         pass: 0,
         total: 0,
@@ -646,7 +702,10 @@ fn run_file(path: &Path) -> FileReport {
         let start_line = i + 1;
         let mut body = Vec::new();
         let mut j = i + 1;
-        while j < lines.len() && !lines[j].trim().is_empty() && lines[j].starts_with(char::is_whitespace) {
+        while j < lines.len()
+            && !lines[j].trim().is_empty()
+            && lines[j].starts_with(char::is_whitespace)
+        {
             body.push(lines[j]);
             j += 1;
         }
@@ -654,10 +713,14 @@ fn run_file(path: &Path) -> FileReport {
         // top-level comments between header and body end the block as in the format.
         if t == "clear" {
             st.clear();
-            hist_names.clear();
+            hist_series.clear();
         } else if let Some(rest) = t.strip_prefix("load") {
             let nhcb = rest.starts_with("_with_nhcb");
-            let interval = rest.split_whitespace().next().and_then(parse_duration_ms).unwrap_or(0);
+            let interval = rest
+                .split_whitespace()
+                .last()
+                .and_then(parse_duration_ms)
+                .unwrap_or(0);
             for b in &body {
                 let b = b.trim();
                 if b.is_empty() || b.starts_with('#') {
@@ -666,15 +729,18 @@ fn run_file(path: &Path) -> FileReport {
                 let toks = tokens(b);
                 let Some(first) = toks.first() else { continue };
                 let Ok(labels) = labels_of(first) else {
-                    rep.failures.push((start_line, format!("bad load line {b:?}")));
+                    rep.failures
+                        .push((start_line, format!("bad load line {b:?}")));
                     continue;
                 };
                 if nhcb {
                     if let Some(n) = labels.metric_name() {
                         for suffix in ["_bucket", "_count", "_sum"] {
                             if let Some(base) = n.strip_suffix(suffix) {
-                                hist_names.insert(base.to_owned());
-                                file_has_hist = true;
+                                let mut l = labels.clone();
+                                l.remove("le");
+                                l.set("__name__", base);
+                                hist_series.push(l);
                             }
                         }
                     }
@@ -688,12 +754,7 @@ fn run_file(path: &Path) -> FileReport {
                             .collect();
                         st.add(labels, samples);
                     }
-                    Ok(None) => {
-                        if let Some(n) = labels.metric_name() {
-                            hist_names.insert(n.to_owned());
-                        }
-                        file_has_hist = true;
-                    }
+                    Ok(None) => hist_series.push(labels),
                     Err(e) => rep.failures.push((start_line, e)),
                 }
             }
@@ -704,7 +765,7 @@ fn run_file(path: &Path) -> FileReport {
                 header: t,
                 body,
             };
-            match run_eval(&engine, &st, &ev, &hist_names, file_has_hist) {
+            match run_eval(&engine, &st, &ev, &hist_series) {
                 Outcome::Pass => rep.pass += 1,
                 Outcome::Skip(r) => *rep.skipped.entry(r).or_default() += 1,
                 Outcome::Fail(e) => rep.failures.push((ev.line, format!("{t}: {e}"))),
@@ -740,17 +801,29 @@ fn promql_conformance_corpus() {
     let mut regressions = Vec::new();
     let verbose = std::env::var_os("BONGSU_PROMQL_VERBOSE").is_some();
     for f in &files {
-        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_owned();
+        let stem = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_owned();
         let rep = run_file(f);
         let core = CORE.contains(&stem.as_str());
         let skipped: usize = rep.skipped.values().sum();
-        let reasons: Vec<String> = rep.skipped.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let reasons: Vec<String> = rep
+            .skipped
+            .iter()
+            .map(|(r, n)| format!("{n} {r}"))
+            .collect();
         println!(
             "{stem}.test: {} of {} evals pass ({} skipped{}){}",
             rep.pass,
             rep.total - skipped,
             skipped,
-            if reasons.is_empty() { String::new() } else { format!(": {}", reasons.join("; ")) },
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reasons.join("; "))
+            },
             if core { " [core]" } else { "" }
         );
         for (line, msg) in &rep.failures {
@@ -766,7 +839,10 @@ fn promql_conformance_corpus() {
             }
         }
     }
-    let newly_passing: Vec<&String> = known.iter().filter(|k| !core_failures.contains(*k)).collect();
+    let newly_passing: Vec<&String> = known
+        .iter()
+        .filter(|k| !core_failures.contains(*k))
+        .collect();
     println!(
         "core known failures: {} listed, {} failing now, {} newly passing",
         known.len(),
