@@ -209,7 +209,7 @@ impl Engine {
         let mut samples = 0usize;
         let mut series_count = 0usize;
         for (key, need) in needs {
-            if started.elapsed() > self.opts.timeout {
+            if started.elapsed() >= self.opts.timeout {
                 return Err(Error::Timeout(self.opts.timeout));
             }
             let hints = SelectHints {
@@ -400,5 +400,187 @@ fn collect_needs(
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use bongsu_model::{Labels, Sample};
+
+    fn storage() -> MemoryStorage {
+        let st = MemoryStorage::new();
+        for (inst, step) in [("a", 1.0), ("b", 2.0)] {
+            st.add(
+                Labels::from_pairs([("__name__", "req_total"), ("instance", inst)]).unwrap(),
+                (0..=10).map(|i| Sample::new(i * 60_000, i as f64 * step)),
+            );
+        }
+        st
+    }
+
+    fn vector(r: &QueryResult) -> Vec<(String, f64)> {
+        match &r.value {
+            Value::Vector(v) => v.iter().map(|s| (s.labels.to_string(), s.value)).collect(),
+            other => panic!("expected a vector, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn instant_rate_and_aggregation() {
+        let st = storage();
+        let e = Engine::default();
+        let r = e
+            .instant_query(&st, "sum by (instance) (rate(req_total[5m]))", 600_000)
+            .unwrap();
+        let mut got = vector(&r);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, r#"{instance="a"}"#);
+        assert!((got[0].1 - 1.0 / 60.0).abs() < 1e-12);
+        assert!((got[1].1 - 2.0 / 60.0).abs() < 1e-12);
+        assert!(r.warnings.is_empty() && r.infos.is_empty());
+    }
+
+    #[test]
+    fn range_query_is_sorted_and_steps_inclusive() {
+        let st = storage();
+        let r = Engine::default()
+            .range_query(&st, "req_total * 2", 0, 120_000, 60_000)
+            .unwrap();
+        let Value::Matrix(m) = r.value else {
+            panic!("expected a matrix")
+        };
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].labels.to_string(), r#"{instance="a"}"#);
+        assert_eq!(m[1].points, vec![(0, 0.0), (60_000, 4.0), (120_000, 8.0)]);
+    }
+
+    #[test]
+    fn lookback_delta_is_configurable_and_staleness_ends_series() {
+        let st = MemoryStorage::new();
+        let l = Labels::from_pairs([("__name__", "up")]).unwrap();
+        st.add(l.clone(), [Sample::new(0, 1.0), Sample::stale(30_000)]);
+        st.add(
+            Labels::from_pairs([("__name__", "up2")]).unwrap(),
+            [Sample::new(0, 1.0)],
+        );
+        let e = Engine::default();
+        assert_eq!(
+            vector(&e.instant_query(&st, "up", 10_000).unwrap()).len(),
+            1
+        );
+        assert!(vector(&e.instant_query(&st, "up", 40_000).unwrap()).is_empty());
+        assert_eq!(
+            vector(&e.instant_query(&st, "up2", 299_000).unwrap()).len(),
+            1
+        );
+        assert!(vector(&e.instant_query(&st, "up2", 300_000).unwrap()).is_empty());
+        let short = Engine::new(EngineOptions {
+            lookback_delta: Duration::from_secs(60),
+            ..EngineOptions::default()
+        });
+        assert!(vector(&short.instant_query(&st, "up2", 61_000).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn limits_give_clear_errors() {
+        let st = storage();
+        let few_samples = Engine::new(EngineOptions {
+            max_samples: 5,
+            ..EngineOptions::default()
+        });
+        let err = few_samples
+            .instant_query(&st, "req_total", 600_000)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::TooManySamples { limit: 5, .. }),
+            "{err}"
+        );
+        let few_series = Engine::new(EngineOptions {
+            max_series: 1,
+            ..EngineOptions::default()
+        });
+        let err = few_series
+            .instant_query(&st, "req_total", 600_000)
+            .unwrap_err();
+        assert!(err.to_string().contains("too many series"), "{err}");
+        let no_time = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let err = no_time
+            .range_query(&st, "req_total", 0, 600_000, 1_000)
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err}");
+    }
+
+    #[test]
+    fn bad_queries_are_errors() {
+        let st = storage();
+        let e = Engine::default();
+        assert!(matches!(
+            e.instant_query(&st, "sum(", 0),
+            Err(Error::Parse(_))
+        ));
+        assert!(e.range_query(&st, "req_total[5m]", 0, 10, 1).is_err());
+        assert!(e.range_query(&st, "req_total", 0, 10, 0).is_err());
+        assert!(e.range_query(&st, "req_total", 10, 0, 1).is_err());
+    }
+
+    #[test]
+    fn annotations_are_reported() {
+        let st = MemoryStorage::new();
+        st.add(
+            Labels::from_pairs([("__name__", "temperature")]).unwrap(),
+            (0..5).map(|i| Sample::new(i * 15_000, 20.0 + i as f64)),
+        );
+        let r = Engine::default()
+            .instant_query(&st, "rate(temperature[1m])", 60_000)
+            .unwrap();
+        assert_eq!(r.infos.len(), 1);
+        assert!(r.infos[0].starts_with("PromQL info: metric might not be a counter"));
+        let r = Engine::default()
+            .range_query(&st, "sort(temperature)", 0, 60_000, 15_000)
+            .unwrap();
+        assert_eq!(
+            r.warnings,
+            ["PromQL warning: sort is ineffective for range queries since results are always ordered by labels (1:1)"]
+        );
+    }
+
+    #[test]
+    fn hints_reach_the_storage() {
+        struct Spy(std::sync::Mutex<Vec<SelectHints>>);
+        impl Storage for Spy {
+            fn select(&self, _m: &[Matcher], h: &SelectHints) -> Result<Vec<Series>> {
+                if let Ok(mut g) = self.0.lock() {
+                    g.push(h.clone());
+                }
+                Ok(Vec::new())
+            }
+        }
+        let spy = Spy(std::sync::Mutex::new(Vec::new()));
+        Engine::default()
+            .range_query(
+                &spy,
+                "max_over_time(x[10m] offset 1m)",
+                3_600_000,
+                7_200_000,
+                60_000,
+            )
+            .unwrap();
+        let hints = spy.0.lock().unwrap().clone();
+        assert_eq!(
+            hints,
+            vec![SelectHints {
+                start_ms: 3_600_000 - 60_000 - 600_000,
+                end_ms: 7_200_000 - 60_000,
+                step_ms: 60_000,
+                func: Some("max_over_time".into()),
+                range_ms: 600_000,
+            }]
+        );
     }
 }

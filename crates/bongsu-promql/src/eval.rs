@@ -246,7 +246,7 @@ impl<'a> Evaluator<'a> {
     }
 
     pub(crate) fn check_deadline(&self) -> Result<()> {
-        if Instant::now() > self.deadline {
+        if Instant::now() >= self.deadline {
             return Err(Error::Timeout(self.timeout));
         }
         Ok(())

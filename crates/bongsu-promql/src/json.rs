@@ -148,6 +148,21 @@ mod tests {
         assert_eq!(format_float(3.0), "3");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn float_text_round_trips(v in proptest::num::f64::ANY) {
+            let s = format_float(v);
+            let back: f64 = match s.as_str() {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                "NaN" => f64::NAN,
+                other => other.parse().unwrap(),
+            };
+            proptest::prop_assert!(back == v || (back.is_nan() && v.is_nan()));
+            proptest::prop_assert!(!s.contains('e'));
+        }
+    }
+
     #[test]
     fn renders_vector_matrix_scalar() {
         let l = Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]).unwrap();
