@@ -26,11 +26,18 @@ pub(crate) struct Elem {
     pub(crate) drop_name: bool,
 }
 
+/// Drops the metric name and the metric-schema labels that travel with it.
+pub(crate) fn drop_schema(l: &mut Labels) {
+    l.remove(METRIC_NAME);
+    l.remove("__type__");
+    l.remove("__unit__");
+}
+
 impl Elem {
     pub(crate) fn final_labels(&self) -> Labels {
         let mut l = self.labels.clone();
         if self.drop_name {
-            l.remove(METRIC_NAME);
+            drop_schema(&mut l);
         }
         l
     }
@@ -48,7 +55,7 @@ impl MSeries {
     pub(crate) fn final_labels(&self) -> Labels {
         let mut l = self.labels.clone();
         if self.drop_name {
-            l.remove(METRIC_NAME);
+            drop_schema(&mut l);
         }
         l
     }
@@ -529,11 +536,15 @@ impl<'a> Evaluator<'a> {
         rhs: Vec<Elem>,
         return_bool: bool,
     ) -> Result<Val> {
-        if lhs.is_empty() || rhs.is_empty() {
+        let modifier = b.modifier.as_ref();
+        // In (many, one) space: the value used when the many side, or the one side,
+        // has no series for a match group (`fill_left`, `fill_right`, `fill`).
+        let fill_many = modifier.and_then(|m| m.fill_values.lhs);
+        let fill_one = modifier.and_then(|m| m.fill_values.rhs);
+        if (lhs.is_empty() || rhs.is_empty()) && fill_many.is_none() && fill_one.is_none() {
             return Ok(Val::Vector(Vec::new()));
         }
         let cmp = is_comparison(op);
-        let modifier = b.modifier.as_ref();
         let (on, names): (bool, Vec<String>) = match modifier.and_then(|m| m.matching.as_ref()) {
             Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
             Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
@@ -565,12 +576,23 @@ impl<'a> Evaluator<'a> {
         let mut matched: HashMap<Labels, ()> = HashMap::new();
         let mut inserted: std::collections::HashSet<Labels> = Default::default();
         let mut out = Vec::new();
+        let mut one_matched = vec![false; one.len()];
+        let filler = Elem {
+            labels: Labels::empty(),
+            value: fill_one.unwrap_or(f64::NAN),
+            ts: 0,
+            drop_name: false,
+        };
         for e in &many {
             let sig = signature(&e.labels, on, &names);
-            let Some(&j) = one_sigs.get(&sig) else {
-                continue;
+            let r = match one_sigs.get(&sig) {
+                Some(&j) => {
+                    one_matched[j] = true;
+                    &one[j]
+                }
+                None if fill_one.is_some() => &filler,
+                None => continue,
             };
-            let r = &one[j];
             let (fl, fr) = if one_to_many {
                 (r.value, e.value)
             } else {
@@ -637,6 +659,30 @@ impl<'a> Evaluator<'a> {
                 ts: 0,
                 drop_name,
             });
+        }
+        if let Some(fm) = fill_many {
+            for (j, r) in one.iter().enumerate() {
+                if one_matched[j] {
+                    continue;
+                }
+                let (fl, fr) = if one_to_many {
+                    (r.value, fm)
+                } else {
+                    (fm, r.value)
+                };
+                let (mut val, keep) = scalar_op(op, fl, fr)?;
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                out.push(Elem {
+                    labels: signature(&r.labels, on, &names),
+                    value: val,
+                    ts: 0,
+                    drop_name: false,
+                });
+            }
         }
         Ok(Val::Vector(out))
     }
