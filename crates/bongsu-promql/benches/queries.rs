@@ -36,6 +36,12 @@ fn bench(c: &mut Criterion) {
     let end = (POINTS - 1) * STEP_MS;
     let mut g = c.benchmark_group("promql");
     g.sample_size(10);
+    g.bench_function("parse only", |b| {
+        b.iter(|| {
+            promql_parser::parser::parse(black_box("sum by (job) (rate(http_requests_total[5m]))"))
+                .expect("parse")
+        })
+    });
     g.bench_function("instant sum by job of rate", |b| {
         b.iter(|| {
             engine

@@ -11,6 +11,9 @@ use crate::storage::{MatchOp, Matcher, SelectHints, Series, Storage};
 use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
 use crate::{Error, Result};
 
+/// Most steps a range query may have, as in Prometheus.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Engine settings and query limits.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -144,6 +147,11 @@ impl Engine {
                 "end timestamp must not be before start time: swap start and end".into(),
             ));
         }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(Error::Range(format!(
+                "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries: increase the step"
+            )));
+        }
         let expr = parser::parse(query).map_err(Error::Parse)?;
         match expr.value_type() {
             parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
@@ -182,7 +190,10 @@ impl Engine {
                     ))
                 }
             }
-            t += step_ms;
+            match t.checked_add(step_ms) {
+                Some(n) => t = n,
+                None => break,
+            }
         }
         let mut out: Vec<RangeSeries> = series
             .into_iter()
@@ -219,11 +230,18 @@ impl Engine {
                 func: need.func.clone(),
                 range_ms: need.range,
             };
+            let groups = matcher_groups(&need.selector)?;
             let mut all: Vec<Series> = Vec::new();
-            for group in matcher_groups(&need.selector)? {
-                for s in storage.select(&group, &hints)? {
-                    if !all.iter().any(|x| x.labels == s.labels) {
-                        all.push(s);
+            if groups.len() == 1 {
+                all = storage.select(&groups[0], &hints)?;
+            } else {
+                // `or` alternatives may select the same series more than once.
+                let mut seen = std::collections::HashSet::new();
+                for group in &groups {
+                    for s in storage.select(group, &hints)? {
+                        if seen.insert(s.labels.clone()) {
+                            all.push(s);
+                        }
                     }
                 }
             }
@@ -358,14 +376,24 @@ fn collect_needs(
         Expr::VectorSelector(vs) => {
             let (a, b) = at_window(&vs.at, s, e, qs, qe);
             let off = offset_ms(&vs.offset);
-            add(vs, a - off - lookback, b - off, 0);
+            add(
+                vs,
+                a.saturating_sub(off).saturating_sub(lookback),
+                b.saturating_sub(off),
+                0,
+            );
         }
         Expr::MatrixSelector(ms) => {
             let vs = &ms.vs;
             let (a, b) = at_window(&vs.at, s, e, qs, qe);
             let off = offset_ms(&vs.offset);
             let r = ms.range.as_millis() as i64;
-            add(vs, a - off - r, b - off, r);
+            add(
+                vs,
+                a.saturating_sub(off).saturating_sub(r),
+                b.saturating_sub(off),
+                r,
+            );
         }
         Expr::Subquery(sq) => {
             let (a, b) = at_window(&sq.at, s, e, qs, qe);
@@ -373,8 +401,8 @@ fn collect_needs(
             let r = sq.range.as_millis() as i64;
             collect_needs(
                 &sq.expr,
-                a - off - r,
-                b - off,
+                a.saturating_sub(off).saturating_sub(r),
+                b.saturating_sub(off),
                 qs,
                 qe,
                 lookback,
@@ -527,6 +555,18 @@ mod tests {
         assert!(e.range_query(&st, "req_total[5m]", 0, 10, 1).is_err());
         assert!(e.range_query(&st, "req_total", 0, 10, 0).is_err());
         assert!(e.range_query(&st, "req_total", 10, 0, 1).is_err());
+        assert!(e.range_query(&st, "req_total", 0, 11_000, 1).is_err());
+        // Extreme times saturate instead of overflowing.
+        let r = e
+            .range_query(&st, "req_total offset 1m", i64::MAX - 5, i64::MAX, 2)
+            .unwrap();
+        assert_eq!(r.value, Value::Matrix(Vec::new()));
+        assert!(e
+            .instant_query(&st, "max_over_time(req_total[5m:1m] @ 0)", i64::MIN)
+            .is_ok());
+        assert!(e
+            .instant_query(&st, "req_total offset 1m", i64::MIN)
+            .is_ok());
     }
 
     #[test]

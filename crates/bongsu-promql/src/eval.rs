@@ -305,7 +305,7 @@ impl<'a> Evaluator<'a> {
             Some(AtModifier::End) => self.end,
             Some(AtModifier::At(x)) => system_time_ms(*x),
         };
-        base - offset_ms(off)
+        base.saturating_sub(offset_ms(off))
     }
 
     fn series_for(&self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<Series>> {
@@ -344,7 +344,7 @@ impl<'a> Evaluator<'a> {
                         continue;
                     }
                     let smp = s.samples[idx - 1];
-                    if smp.timestamp_ms <= rt - self.lookback || smp.is_stale() {
+                    if smp.timestamp_ms <= rt.saturating_sub(self.lookback) || smp.is_stale() {
                         continue;
                     }
                     out.push(Elem {
@@ -359,7 +359,7 @@ impl<'a> Evaluator<'a> {
             Expr::MatrixSelector(ms) => {
                 self.check_deadline()?;
                 let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, t);
-                let lo = rt - ms.range.as_millis() as i64;
+                let lo = rt.saturating_sub(ms.range.as_millis() as i64);
                 let data = self.series_for(&ms.vs);
                 let mut out = Vec::new();
                 for s in data.iter() {
@@ -399,10 +399,10 @@ impl<'a> Evaluator<'a> {
             .filter(|s| *s > 0)
             .unwrap_or(self.sub_step);
         let range = sq.range.as_millis() as i64;
-        let lo = rt - range;
+        let lo = rt.saturating_sub(range);
         let mut ts = step * (lo / step);
         if ts <= lo {
-            ts += step;
+            ts = ts.saturating_add(step);
         }
         let mut order: Vec<Labels> = Vec::new();
         let mut map: HashMap<Labels, MSeries> = HashMap::new();
@@ -443,7 +443,10 @@ impl<'a> Evaluator<'a> {
                     ))
                 }
             }
-            ts += step;
+            match ts.checked_add(step) {
+                Some(n) => ts = n,
+                None => break,
+            }
         }
         let mut out = Vec::with_capacity(order.len());
         for l in order {

@@ -86,7 +86,7 @@ fn extrapolated_rate(
 ) -> Result<Val> {
     let a0 = arg(c, 0)?;
     let (m, end, range) = range_arg(ev, a0, t)?;
-    let start = end - range;
+    let start = end.saturating_sub(range);
     let mut out = Vec::new();
     for s in m {
         let p = &s.points;
