@@ -624,3 +624,168 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use bongsu_model::{Labels, Sample};
+    use proptest::prelude::*;
+
+    fn storage() -> MemoryStorage {
+        let st = MemoryStorage::new();
+        for (name, le) in [
+            ("a_total", ""),
+            ("b", ""),
+            ("h_bucket", "1"),
+            ("h_bucket", "+Inf"),
+        ] {
+            for inst in ["x", "y"] {
+                let l =
+                    Labels::from_pairs([("__name__", name), ("inst", inst), ("le", le)]).unwrap();
+                st.add(
+                    l,
+                    (0..40).map(|i| {
+                        if i == 20 {
+                            Sample::stale(i * 15_000)
+                        } else {
+                            Sample::new(i * 15_000, ((i * 7) % 11) as f64 - 3.0)
+                        }
+                    }),
+                );
+            }
+        }
+        st
+    }
+
+    fn leaf() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a_total".to_owned()),
+            Just("b{inst=\"x\"}".to_owned()),
+            Just("{__name__=~\".+\"}".to_owned()),
+            Just("h_bucket".to_owned()),
+            Just("nothing".to_owned()),
+            Just("NaN".to_owned()),
+            Just("-Inf".to_owned()),
+            Just("\"inst\"".to_owned()),
+            (-3i32..5).prop_map(|n| n.to_string()),
+        ]
+    }
+
+    fn expr() -> impl Strategy<Value = String> {
+        leaf().prop_recursive(4, 24, 3, |inner| {
+            let funcs = prop::sample::select(vec![
+                "rate",
+                "irate",
+                "delta",
+                "deriv",
+                "abs",
+                "sort",
+                "scalar",
+                "vector",
+                "absent",
+                "timestamp",
+                "max_over_time",
+                "quantile_over_time",
+                "changes",
+                "resets",
+                "label_replace",
+                "label_join",
+                "histogram_quantile",
+                "clamp",
+                "round",
+                "predict_linear",
+                "double_exponential_smoothing",
+                "day_of_week",
+                "sort_by_label",
+                "mad_over_time",
+                "absent_over_time",
+                "count_over_time",
+            ]);
+            let aggs = prop::sample::select(vec![
+                "sum",
+                "avg",
+                "topk",
+                "bottomk",
+                "quantile",
+                "count_values",
+                "limitk",
+                "limit_ratio",
+                "stddev",
+                "group",
+                "count",
+            ]);
+            let ops = prop::sample::select(vec![
+                "+",
+                "-",
+                "*",
+                "/",
+                "%",
+                "^",
+                "==",
+                "!= bool",
+                "> on(inst)",
+                "< ignoring(le) group_left",
+                "and",
+                "or",
+                "unless",
+                "* on(inst) group_right",
+                "+ fill(0)",
+            ]);
+            prop_oneof![
+                (funcs, prop::collection::vec(inner.clone(), 1..4))
+                    .prop_map(|(f, a)| format!("{f}({})", a.join(", "))),
+                (aggs, inner.clone(), inner.clone())
+                    .prop_map(|(a, p, e)| format!("{a} by (inst) ({p}, {e})")),
+                (inner.clone(), ops, inner.clone())
+                    .prop_map(|(l, o, r)| format!("({l}) {o} ({r})")),
+                inner.clone().prop_map(|e| format!("{e}[1m]")),
+                inner
+                    .clone()
+                    .prop_map(|e| format!("({e})[2m:15s] offset 30s")),
+                inner.clone().prop_map(|e| format!("({e})[90s:] @ 300")),
+                inner.prop_map(|e| format!("-{e}")),
+            ]
+        })
+    }
+
+    /// The generator must mostly produce queries that evaluate, or the property above
+    /// would only exercise the parser.
+    #[test]
+    fn generated_queries_mostly_evaluate() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let st = storage();
+        let e = Engine::default();
+        let mut runner = TestRunner::deterministic();
+        let (mut ok, total) = (0, 300);
+        for _ in 0..total {
+            let q = expr().new_tree(&mut runner).unwrap().current();
+            if e.instant_query(&st, &q, 300_000).is_ok() {
+                ok += 1;
+            }
+        }
+        assert!(
+            ok * 4 > total,
+            "only {ok} of {total} generated queries evaluated"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn queries_never_panic(q in expr(), t in 0i64..700) {
+            let st = storage();
+            let e = Engine::default();
+            let _ = e.instant_query(&st, &q, t * 1000);
+            let _ = e.range_query(&st, &q, t * 1000, t * 1000 + 120_000, 30_000);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(q in "[a-z_(){}\\[\\]\"=~!,.0-9:@+*/ -]{0,40}") {
+            let st = storage();
+            let _ = Engine::default().instant_query(&st, &q, 60_000);
+        }
+    }
+}
