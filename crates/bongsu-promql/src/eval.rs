@@ -1,0 +1,1002 @@
+//! Step-wise evaluation of a parsed PromQL expression.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bongsu_model::{Labels, METRIC_NAME};
+use promql_parser::parser::{
+    AggregateExpr, AtModifier, BinaryExpr, Expr, LabelModifier, Offset, SubqueryExpr,
+    VectorMatchCardinality,
+};
+
+use crate::engine::{offset_ms, selector_key, system_time_ms};
+use crate::storage::Series;
+use crate::value::{QueryResult, Value};
+use crate::{Error, Result};
+
+/// One element of an instant vector during evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct Elem {
+    pub(crate) labels: Labels,
+    pub(crate) value: f64,
+    /// Timestamp of the underlying sample (for `timestamp()`).
+    pub(crate) ts: i64,
+    /// The metric name is to be dropped when the result is returned.
+    pub(crate) drop_name: bool,
+}
+
+/// Drops the metric name and the metric-schema labels that travel with it.
+pub(crate) fn drop_schema(l: &mut Labels) {
+    l.remove(METRIC_NAME);
+    l.remove("__type__");
+    l.remove("__unit__");
+}
+
+impl Elem {
+    pub(crate) fn final_labels(&self) -> Labels {
+        let mut l = self.labels.clone();
+        if self.drop_name {
+            drop_schema(&mut l);
+        }
+        l
+    }
+}
+
+/// One series of a range vector during evaluation.
+#[derive(Debug, Clone)]
+pub(crate) struct MSeries {
+    pub(crate) labels: Labels,
+    pub(crate) points: Vec<(i64, f64)>,
+    pub(crate) drop_name: bool,
+}
+
+impl MSeries {
+    pub(crate) fn final_labels(&self) -> Labels {
+        let mut l = self.labels.clone();
+        if self.drop_name {
+            drop_schema(&mut l);
+        }
+        l
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Scalar(f64),
+    Str(String),
+    Vector(Vec<Elem>),
+    Matrix(Vec<MSeries>),
+}
+
+pub(crate) struct Evaluator<'a> {
+    pub(crate) query: &'a str,
+    data: HashMap<String, Arc<Vec<Series>>>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) step: i64,
+    lookback: i64,
+    sub_step: i64,
+    deadline: Instant,
+    timeout: Duration,
+    warnings: BTreeSet<String>,
+    infos: BTreeSet<String>,
+}
+
+pub(crate) fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        e => e,
+    }
+}
+
+/// Kahan-Neumaier compensated addition, as Prometheus does it.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Mean with Prometheus's overflow-safe strategy.
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let mut count = 0.0;
+    let mut sum = 0.0;
+    let mut c = 0.0;
+    let mut incremental = false;
+    let mut m = 0.0;
+    for f in values {
+        count += 1.0;
+        if count == 1.0 {
+            sum = f;
+            continue;
+        }
+        if !incremental {
+            let (ns, nc) = kahan_inc(f, sum, c);
+            if !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            m = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if m.is_infinite() {
+            if f.is_infinite() && (m > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let cur = m + c;
+        let (nm, nc) = kahan_inc(f / count - cur / count, m, c);
+        m = nm;
+        c = nc;
+    }
+    if count == 0.0 {
+        return f64::NAN;
+    }
+    if incremental {
+        m + c
+    } else {
+        (sum + c) / count
+    }
+}
+
+/// Go's `math.Max` / `math.Min`: NaN wins.
+pub(crate) fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+pub(crate) fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Go's `%q`-like label set rendering: `{a="b", c="d"}` with the name as a label.
+pub(crate) fn go_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Signature of `l` for vector matching.
+fn signature(l: &Labels, on: bool, names: &[String]) -> Labels {
+    let kept: Vec<bongsu_model::Label> = l
+        .iter()
+        .filter(|x| {
+            if on {
+                names.iter().any(|n| n == &x.name)
+            } else {
+                x.name != METRIC_NAME && !names.iter().any(|n| n == &x.name)
+            }
+        })
+        .cloned()
+        .collect();
+    Labels::new(kept).unwrap_or_default()
+}
+
+impl<'a> Evaluator<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        query: &'a str,
+        data: HashMap<String, Arc<Vec<Series>>>,
+        start: i64,
+        end: i64,
+        step: i64,
+        lookback: i64,
+        sub_step: i64,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            query,
+            data,
+            start,
+            end,
+            step,
+            lookback,
+            sub_step,
+            deadline,
+            timeout,
+            warnings: BTreeSet::new(),
+            infos: BTreeSet::new(),
+        }
+    }
+
+    pub(crate) fn finish(self, value: Value) -> QueryResult {
+        QueryResult {
+            value,
+            warnings: self.warnings.into_iter().collect(),
+            infos: self.infos.into_iter().collect(),
+        }
+    }
+
+    pub(crate) fn check_deadline(&self) -> Result<()> {
+        if Instant::now() >= self.deadline {
+            return Err(Error::Timeout(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// `(line:col)` of `e` in the query text, found by its printed form.
+    pub(crate) fn pos_of(&self, e: &Expr) -> String {
+        let printed = e.to_string();
+        if let Some(i) = self.query.find(&printed) {
+            return self.pos_at(i);
+        }
+        String::new()
+    }
+
+    pub(crate) fn pos_at(&self, byte: usize) -> String {
+        let before = &self.query[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rfind('\n').map(|n| byte - n - 1).unwrap_or(byte) + 1;
+        format!(" ({line}:{col})")
+    }
+
+    /// Position of a call to `name` in the query text.
+    pub(crate) fn pos_of_call(&self, name: &str) -> String {
+        let pat = format!("{name}(");
+        let mut from = 0;
+        while let Some(i) = self.query[from..].find(&pat) {
+            let at = from + i;
+            let prev = self.query[..at].chars().next_back();
+            if !prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                return self.pos_at(at);
+            }
+            from = at + pat.len();
+        }
+        String::new()
+    }
+
+    pub(crate) fn warn(&mut self, msg: String) {
+        self.warnings.insert(format!("PromQL warning: {msg}"));
+    }
+
+    pub(crate) fn info(&mut self, msg: String) {
+        self.infos.insert(format!("PromQL info: {msg}"));
+    }
+
+    pub(crate) fn ref_time(&self, at: &Option<AtModifier>, off: &Option<Offset>, t: i64) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(x)) => system_time_ms(*x),
+        };
+        base.saturating_sub(offset_ms(off))
+    }
+
+    fn series_for(&self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<Series>> {
+        self.data
+            .get(&selector_key(vs))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(mut v) => {
+                    for e in &mut v {
+                        e.value = -e.value;
+                        e.drop_name = true;
+                    }
+                    Ok(Val::Vector(v))
+                }
+                _ => Err(Error::Eval(
+                    "unary minus needs a scalar or an instant vector".into(),
+                )),
+            },
+            Expr::VectorSelector(vs) => {
+                self.check_deadline()?;
+                let rt = self.ref_time(&vs.at, &vs.offset, t);
+                let data = self.series_for(vs);
+                let mut out = Vec::new();
+                for s in data.iter() {
+                    let idx = s.samples.partition_point(|x| x.timestamp_ms <= rt);
+                    if idx == 0 {
+                        continue;
+                    }
+                    let smp = s.samples[idx - 1];
+                    if smp.timestamp_ms <= rt.saturating_sub(self.lookback) || smp.is_stale() {
+                        continue;
+                    }
+                    out.push(Elem {
+                        labels: s.labels.clone(),
+                        value: smp.value,
+                        ts: smp.timestamp_ms,
+                        drop_name: false,
+                    });
+                }
+                Ok(Val::Vector(out))
+            }
+            Expr::MatrixSelector(ms) => {
+                self.check_deadline()?;
+                let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, t);
+                let lo = rt.saturating_sub(ms.range.as_millis() as i64);
+                let data = self.series_for(&ms.vs);
+                let mut out = Vec::new();
+                for s in data.iter() {
+                    let a = s.samples.partition_point(|x| x.timestamp_ms <= lo);
+                    let b = s.samples.partition_point(|x| x.timestamp_ms <= rt);
+                    let points: Vec<(i64, f64)> = s.samples[a..b]
+                        .iter()
+                        .filter(|x| !x.is_stale())
+                        .map(|x| (x.timestamp_ms, x.value))
+                        .collect();
+                    if points.is_empty() {
+                        continue;
+                    }
+                    out.push(MSeries {
+                        labels: s.labels.clone(),
+                        points,
+                        drop_name: false,
+                    });
+                }
+                Ok(Val::Matrix(out))
+            }
+            Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?)),
+            Expr::Call(c) => crate::functions::call(self, c, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Extension(_) => Err(Error::Eval(
+                "extension expressions are not supported".into(),
+            )),
+        }
+    }
+
+    pub(crate) fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Vec<MSeries>> {
+        let rt = self.ref_time(&sq.at, &sq.offset, t);
+        let step = sq
+            .step
+            .map(|d| d.as_millis() as i64)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.sub_step);
+        let range = sq.range.as_millis() as i64;
+        let lo = rt.saturating_sub(range);
+        let mut ts = step * (lo / step);
+        if ts <= lo {
+            ts = ts.saturating_add(step);
+        }
+        let mut order: Vec<Labels> = Vec::new();
+        let mut map: HashMap<Labels, MSeries> = HashMap::new();
+        while ts <= rt {
+            self.check_deadline()?;
+            match self.eval(&sq.expr, ts)? {
+                Val::Scalar(v) => {
+                    let l = Labels::empty();
+                    map.entry(l.clone())
+                        .or_insert_with(|| {
+                            order.push(l.clone());
+                            MSeries {
+                                labels: l,
+                                points: Vec::new(),
+                                drop_name: false,
+                            }
+                        })
+                        .points
+                        .push((ts, v));
+                }
+                Val::Vector(v) => {
+                    for e in v {
+                        let entry = map.entry(e.labels.clone()).or_insert_with(|| {
+                            order.push(e.labels.clone());
+                            MSeries {
+                                labels: e.labels.clone(),
+                                points: Vec::new(),
+                                drop_name: false,
+                            }
+                        });
+                        entry.drop_name |= e.drop_name;
+                        entry.points.push((ts, e.value));
+                    }
+                }
+                _ => {
+                    return Err(Error::Eval(
+                        "subquery is only allowed on instant vector or scalar expressions".into(),
+                    ))
+                }
+            }
+            match ts.checked_add(step) {
+                Some(n) => ts = n,
+                None => break,
+            }
+        }
+        let mut out = Vec::with_capacity(order.len());
+        for l in order {
+            if let Some(s) = map.remove(&l) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn eval_scalar(&mut self, e: &Expr, t: i64) -> Result<f64> {
+        match self.eval(e, t)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(Error::Eval("expected a scalar expression".into())),
+        }
+    }
+
+    pub(crate) fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<Elem>> {
+        match self.eval(e, t)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(Error::Eval("expected an instant vector expression".into())),
+        }
+    }
+
+    // ---------------------------------------------------------------- binary
+
+    fn binary(&mut self, b: &BinaryExpr, t: i64) -> Result<Val> {
+        let op = b.op.to_string();
+        let op = op.as_str();
+        let return_bool = b.return_bool();
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => {
+                let (v, keep) = scalar_op(op, l, r)?;
+                if is_comparison(op) {
+                    Ok(Val::Scalar(if keep { 1.0 } else { 0.0 }))
+                } else {
+                    Ok(Val::Scalar(v))
+                }
+            }
+            (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool),
+            (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool),
+            (Val::Vector(l), Val::Vector(r)) => match op {
+                "and" | "or" | "unless" => Ok(Val::Vector(set_op(op, b, l, r))),
+                _ => self.vector_vector(op, b, l, r, return_bool),
+            },
+            _ => Err(Error::Eval(format!(
+                "binary operator {op} needs scalar or instant vector operands"
+            ))),
+        }
+    }
+
+    fn vector_scalar(
+        &mut self,
+        op: &str,
+        v: Vec<Elem>,
+        s: f64,
+        swap: bool,
+        return_bool: bool,
+    ) -> Result<Val> {
+        let cmp = is_comparison(op);
+        let mut out = Vec::with_capacity(v.len());
+        for mut e in v {
+            let (l, r) = if swap { (s, e.value) } else { (e.value, s) };
+            let (mut val, keep) = scalar_op(op, l, r)?;
+            if cmp && swap {
+                val = e.value;
+            }
+            if return_bool {
+                val = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
+            if !cmp || return_bool {
+                e.drop_name = true;
+            }
+            e.value = val;
+            e.ts = 0;
+            out.push(e);
+        }
+        Ok(Val::Vector(out))
+    }
+
+    fn vector_vector(
+        &mut self,
+        op: &str,
+        b: &BinaryExpr,
+        lhs: Vec<Elem>,
+        rhs: Vec<Elem>,
+        return_bool: bool,
+    ) -> Result<Val> {
+        let modifier = b.modifier.as_ref();
+        // In (many, one) space: the value used when the many side, or the one side,
+        // has no series for a match group (`fill_left`, `fill_right`, `fill`).
+        let fill_many = modifier.and_then(|m| m.fill_values.lhs);
+        let fill_one = modifier.and_then(|m| m.fill_values.rhs);
+        if (lhs.is_empty() || rhs.is_empty()) && fill_many.is_none() && fill_one.is_none() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        let cmp = is_comparison(op);
+        let (on, names): (bool, Vec<String>) = match modifier.and_then(|m| m.matching.as_ref()) {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (false, Vec::new()),
+        };
+        let card = modifier
+            .map(|m| m.card.clone())
+            .unwrap_or(VectorMatchCardinality::OneToOne);
+        let (include, one_to_many, many_to_one) = match &card {
+            VectorMatchCardinality::ManyToOne(l) => (l.labels.clone(), false, true),
+            VectorMatchCardinality::OneToMany(l) => (l.labels.clone(), true, false),
+            _ => (Vec::new(), false, false),
+        };
+        let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+        let mut one_sigs: HashMap<Labels, usize> = HashMap::new();
+        for (i, e) in one.iter().enumerate() {
+            let sig = signature(&e.labels, on, &names);
+            if let Some(&j) = one_sigs.get(&sig) {
+                let side = if one_to_many { "left" } else { "right" };
+                return Err(Error::Eval(format!(
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    go_labels(&sig),
+                    go_labels(&one[j].labels),
+                    go_labels(&e.labels),
+                )));
+            }
+            one_sigs.insert(sig, i);
+        }
+        let mut matched: HashMap<Labels, ()> = HashMap::new();
+        let mut inserted: std::collections::HashSet<Labels> = Default::default();
+        let mut out = Vec::new();
+        let mut one_matched = vec![false; one.len()];
+        let filler = Elem {
+            labels: Labels::empty(),
+            value: fill_one.unwrap_or(f64::NAN),
+            ts: 0,
+            drop_name: false,
+        };
+        for e in &many {
+            let sig = signature(&e.labels, on, &names);
+            let r = match one_sigs.get(&sig) {
+                Some(&j) => {
+                    one_matched[j] = true;
+                    &one[j]
+                }
+                None if fill_one.is_some() => &filler,
+                None => continue,
+            };
+            let (fl, fr) = if one_to_many {
+                (r.value, e.value)
+            } else {
+                (e.value, r.value)
+            };
+            if !one_to_many && !many_to_one && matched.insert(sig.clone(), ()).is_some() {
+                return Err(Error::Eval(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                ));
+            }
+            let (mut val, keep) = scalar_op(op, fl, fr)?;
+            if return_bool {
+                val = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
+            // Result labels.
+            let mut labels = e.labels.clone();
+            let mut drop_name = e.drop_name;
+            if !cmp || return_bool {
+                drop_name = true;
+            }
+            if !one_to_many && !many_to_one {
+                if on {
+                    let kept: Vec<bongsu_model::Label> = labels
+                        .iter()
+                        .filter(|x| names.iter().any(|n| n == &x.name))
+                        .cloned()
+                        .collect();
+                    labels = Labels::new(kept)?;
+                } else {
+                    for n in &names {
+                        labels.remove(n);
+                    }
+                }
+            } else {
+                for n in &include {
+                    match r.labels.get(n) {
+                        Some(v) => {
+                            let v = v.to_owned();
+                            labels.set(n, &v)
+                        }
+                        None => {
+                            labels.remove(n);
+                        }
+                    }
+                }
+            }
+            if one_to_many || many_to_one {
+                let mut key = labels.clone();
+                if drop_name {
+                    key.remove(METRIC_NAME);
+                }
+                if !inserted.insert(key) {
+                    return Err(Error::Eval(
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
+                    ));
+                }
+            }
+            out.push(Elem {
+                labels,
+                value: val,
+                ts: 0,
+                drop_name,
+            });
+        }
+        if let Some(fm) = fill_many {
+            for (j, r) in one.iter().enumerate() {
+                if one_matched[j] {
+                    continue;
+                }
+                let (fl, fr) = if one_to_many {
+                    (r.value, fm)
+                } else {
+                    (fm, r.value)
+                };
+                let (mut val, keep) = scalar_op(op, fl, fr)?;
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
+                }
+                out.push(Elem {
+                    labels: signature(&r.labels, on, &names),
+                    value: val,
+                    ts: 0,
+                    drop_name: false,
+                });
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+
+    // ----------------------------------------------------------- aggregation
+
+    fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Val> {
+        let op = a.op.to_string();
+        let op = op.as_str();
+        let param = match &a.param {
+            Some(p) => Some(self.eval(p, t)?),
+            None => None,
+        };
+        let input = self.eval_vector(&a.expr, t)?;
+        let (by, names): (bool, Vec<String>) = match &a.modifier {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (true, Vec::new()),
+        };
+        let group_labels = |l: &Labels| -> Labels {
+            let kept: Vec<bongsu_model::Label> = l
+                .iter()
+                .filter(|x| {
+                    if by {
+                        names.iter().any(|n| n == &x.name)
+                    } else {
+                        x.name != METRIC_NAME && !names.iter().any(|n| n == &x.name)
+                    }
+                })
+                .cloned()
+                .collect();
+            Labels::new(kept).unwrap_or_default()
+        };
+        // Group in order of first appearance.
+        let mut order: Vec<Labels> = Vec::new();
+        let mut groups: HashMap<Labels, Vec<Elem>> = HashMap::new();
+        let count_values_label = match (op, &param) {
+            ("count_values", Some(Val::Str(s))) => {
+                if !valid_label_name(s) {
+                    return Err(Error::Eval(format!("invalid label name {s:?}")));
+                }
+                Some(s.clone())
+            }
+            ("count_values", _) => {
+                return Err(Error::Eval(
+                    "count_values needs a string label name parameter".into(),
+                ))
+            }
+            _ => None,
+        };
+        let scalar_param = match &param {
+            Some(Val::Scalar(v)) => Some(*v),
+            _ => None,
+        };
+        match op {
+            "topk" | "bottomk" | "limitk" => {
+                let k = scalar_param.unwrap_or(f64::NAN);
+                if k.is_nan() {
+                    return Err(Error::Eval("Parameter value is NaN".into()));
+                }
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&k) {
+                    return Err(Error::Eval(format!("Scalar value {k} overflows int64")));
+                }
+            }
+            "limit_ratio" if scalar_param.unwrap_or(f64::NAN).is_nan() => {
+                return Err(Error::Eval("Ratio value is NaN".into()));
+            }
+            "quantile" => {
+                let q = scalar_param.unwrap_or(f64::NAN);
+                if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    let pos = a.param.as_ref().map(|p| self.pos_of(p)).unwrap_or_default();
+                    self.warn(format!(
+                        "quantile value should be between 0 and 1, got {}{pos}",
+                        crate::json::format_float(q)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        for e in input {
+            let mut g = group_labels(&e.labels);
+            if let Some(lbl) = &count_values_label {
+                g.set(lbl, &crate::json::format_float(e.value));
+            }
+            groups
+                .entry(g.clone())
+                .or_insert_with(|| {
+                    order.push(g);
+                    Vec::new()
+                })
+                .push(e);
+        }
+        let mut out = Vec::new();
+        match op {
+            "topk" | "bottomk" | "limitk" => {
+                let k = scalar_param.unwrap_or(0.0) as i64;
+                if k < 1 {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                for g in order {
+                    let Some(mut members) = groups.remove(&g) else {
+                        continue;
+                    };
+                    if op != "limitk" {
+                        let top = op == "topk";
+                        members.sort_by(|x, y| {
+                            use std::cmp::Ordering::*;
+                            match (x.value.is_nan(), y.value.is_nan()) {
+                                (true, true) => Equal,
+                                (true, false) => Greater,
+                                (false, true) => Less,
+                                _ => {
+                                    let o = x.value.partial_cmp(&y.value).unwrap_or(Equal);
+                                    if top {
+                                        o.reverse()
+                                    } else {
+                                        o
+                                    }
+                                }
+                            }
+                        });
+                    }
+                    members.truncate(k as usize);
+                    out.extend(members);
+                }
+            }
+            "limit_ratio" => {
+                let mut r = scalar_param.unwrap_or(0.0);
+                if r == 0.0 {
+                    return Ok(Val::Vector(Vec::new()));
+                }
+                if !(-1.0..=1.0).contains(&r) {
+                    let capped = r.clamp(-1.0, 1.0);
+                    let pos = a.param.as_ref().map(|p| self.pos_of(p)).unwrap_or_default();
+                    self.warn(format!(
+                        "ratio value should be between -1 and 1, got {}, capping to {}{pos}",
+                        crate::json::format_float(r),
+                        crate::json::format_float(capped)
+                    ));
+                    r = capped;
+                }
+                for g in order {
+                    for e in groups.remove(&g).unwrap_or_default() {
+                        let off = label_hash(&e.labels) as f64 / u64::MAX as f64;
+                        if (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r) {
+                            out.push(e);
+                        }
+                    }
+                }
+            }
+            _ => {
+                for g in order {
+                    let Some(members) = groups.remove(&g) else {
+                        continue;
+                    };
+                    let drop_name =
+                        g.get(METRIC_NAME).is_some() && members.iter().any(|m| m.drop_name);
+                    let vals = members.iter().map(|m| m.value);
+                    let v = match op {
+                        "sum" => {
+                            let (mut s, mut c) = (0.0, 0.0);
+                            for x in vals {
+                                (s, c) = kahan_inc(x, s, c);
+                            }
+                            if s.is_infinite() {
+                                s
+                            } else {
+                                s + c
+                            }
+                        }
+                        "avg" => mean(vals),
+                        "count" | "count_values" => members.len() as f64,
+                        "group" => 1.0,
+                        "min" => vals.fold(
+                            f64::NAN,
+                            |acc, x| {
+                                if acc.is_nan() || x < acc {
+                                    x
+                                } else {
+                                    acc
+                                }
+                            },
+                        ),
+                        "max" => vals.fold(
+                            f64::NAN,
+                            |acc, x| {
+                                if acc.is_nan() || x > acc {
+                                    x
+                                } else {
+                                    acc
+                                }
+                            },
+                        ),
+                        "stddev" | "stdvar" => {
+                            let (mut n, mut m, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                            for x in vals {
+                                n += 1.0;
+                                let delta = x - (m + cm);
+                                (m, cm) = kahan_inc(delta / n, m, cm);
+                                (aux, ca) = kahan_inc(delta * (x - (m + cm)), aux, ca);
+                            }
+                            let var = (aux + ca) / n;
+                            if op == "stddev" {
+                                var.sqrt()
+                            } else {
+                                var
+                            }
+                        }
+                        "quantile" => {
+                            let mut v: Vec<f64> = vals.collect();
+                            quantile(scalar_param.unwrap_or(f64::NAN), &mut v)
+                        }
+                        other => {
+                            return Err(Error::Eval(format!(
+                                "aggregation {other} is not supported"
+                            )))
+                        }
+                    };
+                    out.push(Elem {
+                        labels: g,
+                        value: v,
+                        ts: 0,
+                        drop_name,
+                    });
+                }
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+}
+
+fn label_hash(l: &Labels) -> u64 {
+    let mut b = Vec::new();
+    for x in l.iter() {
+        b.extend_from_slice(x.name.as_bytes());
+        b.push(0xff);
+        b.extend_from_slice(x.value.as_bytes());
+        b.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&b, 0)
+}
+
+pub(crate) fn valid_label_name(s: &str) -> bool {
+    !s.is_empty() && std::str::from_utf8(s.as_bytes()).is_ok() && !s.contains('\u{fffd}')
+}
+
+fn is_comparison(op: &str) -> bool {
+    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+}
+
+/// Applies a binary operator to two floats: (value, keep).
+fn scalar_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
+    Ok(match op {
+        "+" => (l + r, true),
+        "-" => (l - r, true),
+        "*" => (l * r, true),
+        "/" => (l / r, true),
+        "%" => (l % r, true),
+        "^" => (l.powf(r), true),
+        "atan2" => (l.atan2(r), true),
+        "==" => (l, l == r),
+        "!=" => (l, l != r),
+        ">" => (l, l > r),
+        "<" => (l, l < r),
+        ">=" => (l, l >= r),
+        "<=" => (l, l <= r),
+        other => {
+            return Err(Error::Eval(format!(
+                "operator {other} is not defined between these operands"
+            )))
+        }
+    })
+}
+
+fn set_op(op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem> {
+    let (on, names): (bool, Vec<String>) =
+        match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (false, Vec::new()),
+        };
+    match op {
+        "and" => {
+            let sigs: std::collections::HashSet<Labels> = rhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
+            lhs.into_iter()
+                .filter(|e| sigs.contains(&signature(&e.labels, on, &names)))
+                .collect()
+        }
+        "unless" => {
+            let sigs: std::collections::HashSet<Labels> = rhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
+            lhs.into_iter()
+                .filter(|e| !sigs.contains(&signature(&e.labels, on, &names)))
+                .collect()
+        }
+        _ => {
+            let sigs: std::collections::HashSet<Labels> = lhs
+                .iter()
+                .map(|e| signature(&e.labels, on, &names))
+                .collect();
+            let mut out = lhs;
+            out.extend(
+                rhs.into_iter()
+                    .filter(|e| !sigs.contains(&signature(&e.labels, on, &names))),
+            );
+            out
+        }
+    }
+}
