@@ -1,0 +1,183 @@
+//! Tokenization for the per-chunk token filter.
+//!
+//! A line yields two kinds of tokens, both lowercased (ASCII only), both only when at least
+//! [`MIN_TOKEN_LEN`] bytes long:
+//!
+//! - **words**: maximal runs of ASCII letters and digits (`[A-Za-z0-9]+`);
+//! - **terms**: maximal runs of `[A-Za-z0-9._:-]+` that contain at least one of `. _ : -`, so
+//!   IP addresses, host names, ids such as `req-7f3a` or `10.0.0.1:8080` are indexed whole.
+//!
+//! Every other byte (spaces, punctuation, any non-ASCII byte) separates tokens.
+
+/// Tokens shorter than this are not indexed (and never required by a query).
+pub(crate) const MIN_TOKEN_LEN: usize = 2;
+
+#[inline]
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+#[inline]
+pub(crate) fn is_term_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+}
+
+/// Hash of a token, ASCII-lowercased, as stored in the filter.
+#[inline]
+pub(crate) fn token_hash(tok: &[u8]) -> u64 {
+    let mut buf = [0u8; 64];
+    if tok.len() <= buf.len() {
+        let b = &mut buf[..tok.len()];
+        b.copy_from_slice(tok);
+        b.make_ascii_lowercase();
+        xxhash_rust::xxh3::xxh3_64(b)
+    } else {
+        xxhash_rust::xxh3::xxh3_64(&tok.to_ascii_lowercase())
+    }
+}
+
+/// Calls `f` with the hash of every token of `text` (words and terms).
+pub(crate) fn for_each_token(text: &[u8], mut f: impl FnMut(u64)) {
+    let n = text.len();
+    let mut i = 0;
+    while i < n {
+        if !is_term_byte(text[i]) {
+            i += 1;
+            continue;
+        }
+        // A term run [i, j).
+        let mut j = i;
+        let mut has_punct = false;
+        while j < n && is_term_byte(text[j]) {
+            if !is_word_byte(text[j]) {
+                has_punct = true;
+            }
+            j += 1;
+        }
+        if has_punct {
+            if j - i >= MIN_TOKEN_LEN {
+                f(token_hash(&text[i..j]));
+            }
+            let mut k = i;
+            while k < j {
+                if !is_word_byte(text[k]) {
+                    k += 1;
+                    continue;
+                }
+                let s = k;
+                while k < j && is_word_byte(text[k]) {
+                    k += 1;
+                }
+                if k - s >= MIN_TOKEN_LEN {
+                    f(token_hash(&text[s..k]));
+                }
+            }
+        } else if j - i >= MIN_TOKEN_LEN {
+            f(token_hash(&text[i..j]));
+        }
+        i = j;
+    }
+}
+
+/// The tokens that every line containing `lit` must hold whole.
+///
+/// `open_start`/`open_end` say whether the text may continue before/after the literal (true for
+/// a plain substring match); a run touching an open edge may be part of a longer token in the
+/// line, so it is not required. A regex literal anchored by `\b` or `^`/`$` has closed edges for
+/// words (and `^`/`$` also for terms).
+pub(crate) fn required_tokens(
+    lit: &[u8],
+    word_open_start: bool,
+    word_open_end: bool,
+    term_open_start: bool,
+    term_open_end: bool,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    let n = lit.len();
+    // words
+    let mut i = 0;
+    while i < n {
+        if !is_word_byte(lit[i]) {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < n && is_word_byte(lit[i]) {
+            i += 1;
+        }
+        let touches_start = s == 0 && word_open_start;
+        let touches_end = i == n && word_open_end;
+        if !touches_start && !touches_end && i - s >= MIN_TOKEN_LEN {
+            out.push(token_hash(&lit[s..i]));
+        }
+    }
+    // terms (only those with punctuation are indexed as terms)
+    let mut i = 0;
+    while i < n {
+        if !is_term_byte(lit[i]) {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        let mut has_punct = false;
+        while i < n && is_term_byte(lit[i]) {
+            has_punct |= !is_word_byte(lit[i]);
+            i += 1;
+        }
+        let touches_start = s == 0 && term_open_start;
+        let touches_end = i == n && term_open_end;
+        if has_punct && !touches_start && !touches_end && i - s >= MIN_TOKEN_LEN {
+            out.push(token_hash(&lit[s..i]));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<u64> {
+        let mut v = Vec::new();
+        for_each_token(s.as_bytes(), |h| v.push(h));
+        v
+    }
+
+    #[test]
+    fn words_and_terms() {
+        let t = toks("GET /api from 10.0.0.1:80 id=req-7F3a x");
+        for w in [
+            "get",
+            "api",
+            "from",
+            "10",
+            "80",
+            "id",
+            "req",
+            "7f3a",
+            "10.0.0.1:80",
+            "req-7f3a",
+        ] {
+            assert!(t.contains(&token_hash(w.as_bytes())), "{w}");
+        }
+        assert!(!t.contains(&token_hash(b"x")));
+    }
+
+    #[test]
+    fn literal_edges_are_open() {
+        assert!(required_tokens(b"needle", true, true, true, true).is_empty());
+        assert_eq!(
+            required_tokens(b"a needle b", true, true, true, true),
+            vec![token_hash(b"needle")]
+        );
+        assert_eq!(
+            required_tokens(b"needle", false, false, true, true),
+            vec![token_hash(b"needle")]
+        );
+        let r = required_tokens(b" ip=10.1.2.3 ", true, true, true, true);
+        assert!(r.contains(&token_hash(b"10.1.2.3")));
+        assert!(r.contains(&token_hash(b"ip")));
+    }
+}
