@@ -24,6 +24,9 @@ pub(crate) struct ChunkMeta {
     pub(crate) entries: u32,
     /// Bytes of line text (without separators), for sizing and `bytes_over_time`-free stats.
     pub(crate) line_bytes: u64,
+    /// Per partition, the next stream offset after the last record in this chunk (the
+    /// stream's replay watermark once the chunk is in a segment). Set by the store.
+    pub(crate) offsets: Vec<(u32, u64)>,
     pub(crate) filter: Bloom,
 }
 
@@ -137,6 +140,7 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
             max_ts,
             entries: entries.len() as u32,
             line_bytes: entries.iter().map(|e| e.line.len() as u64).sum(),
+            offsets: Vec::new(),
             filter,
         },
     }

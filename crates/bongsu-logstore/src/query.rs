@@ -355,6 +355,9 @@ impl LogStore {
             return Err(e);
         }
         let secs = range_ns as f64 / 1e9;
+        // Sorted, so aggregations add in a fixed order and results are reproducible.
+        let mut series: Vec<_> = series.into_iter().collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::with_capacity(series.len());
         for (labels, mut samples) in series {
             samples.sort_by_key(|s| s.0);

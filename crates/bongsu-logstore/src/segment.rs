@@ -112,6 +112,11 @@ impl Segment {
             buf.extend_from_slice(&c.meta.max_ts.to_le_bytes());
             buf.extend_from_slice(&c.meta.entries.to_le_bytes());
             buf.extend_from_slice(&c.meta.line_bytes.to_le_bytes());
+            buf.extend_from_slice(&(c.meta.offsets.len() as u16).to_le_bytes());
+            for (p, o) in &c.meta.offsets {
+                buf.extend_from_slice(&p.to_le_bytes());
+                buf.extend_from_slice(&o.to_le_bytes());
+            }
             buf.extend_from_slice(&(c.meta.filter.encoded_len() as u32).to_le_bytes());
             c.meta.filter.encode(&mut buf);
         }
@@ -284,6 +289,11 @@ fn parse_index(idx: &[u8], index_offset: u64) -> Option<Vec<SegmentChunk>> {
         let max_ts = r.u64()? as i64;
         let entries = r.u32()?;
         let line_bytes = r.u64()?;
+        let n_off = r.u16()? as usize;
+        let mut offsets = Vec::with_capacity(n_off);
+        for _ in 0..n_off {
+            offsets.push((r.u32()?, r.u64()?));
+        }
         let flen = r.u32()? as usize;
         let filter = Bloom::decode(r.take(flen)?)?;
         if offset < HEADER_LEN || offset.checked_add(u64::from(len))? > index_offset {
@@ -298,6 +308,7 @@ fn parse_index(idx: &[u8], index_offset: u64) -> Option<Vec<SegmentChunk>> {
                 max_ts,
                 entries,
                 line_bytes,
+                offsets,
                 filter,
             },
         });

@@ -69,10 +69,12 @@ pub struct Config {
     pub chunk_target_bytes: usize,
     /// ... or when its first entry arrived this long ago (by the store's clock).
     pub max_chunk_age_ns: i64,
-    /// `maintain` flushes when this many bytes of line text are not yet in a segment ...
+    /// `maintain` writes cut chunks to a segment when they hold this many bytes of line text ...
     pub flush_bytes: usize,
-    /// ... or when the last flush is this old.
+    /// ... or when the last write is this old.
     pub flush_interval_ns: i64,
+    /// `maintain` cuts every head when all heads together hold more line text than this.
+    pub max_head_bytes: usize,
     /// Segments whose newest entry is older than now minus this are deleted.
     pub retention_ns: Option<i64>,
     /// Oldest segments are deleted while all segments together exceed this.
@@ -98,6 +100,7 @@ impl Default for Config {
             max_chunk_age_ns: 3600 * S,
             flush_bytes: 64 << 20,
             flush_interval_ns: 60 * S,
+            max_head_bytes: 256 << 20,
             retention_ns: None,
             retention_bytes: None,
             default_limit: 100,
@@ -116,6 +119,12 @@ pub(crate) struct ChunkRef {
     pub(crate) meta: ChunkMeta,
 }
 
+/// A cut chunk not yet in a segment.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub(crate) enc: EncodedChunk,
+}
+
 #[derive(Debug)]
 pub(crate) struct Stream {
     pub(crate) labels: Labels,
@@ -123,10 +132,16 @@ pub(crate) struct Stream {
     pub(crate) head: Vec<LogEntry>,
     head_bytes: usize,
     head_started_ns: i64,
-    /// Cut chunks waiting for the next flush.
-    pub(crate) sealed: Vec<EncodedChunk>,
+    /// Per partition, the first record offset in the head ...
+    head_from: BTreeMap<u32, u64>,
+    /// ... and the offset after the last.
+    head_upto: BTreeMap<u32, u64>,
+    /// Cut chunks waiting for the next segment write.
+    pub(crate) sealed: Vec<Sealed>,
     /// Chunks in segments, sorted by `min_ts`.
     pub(crate) chunks: Vec<ChunkRef>,
+    /// Per partition, records below this offset are in a segment: replays skip them.
+    durable_upto: BTreeMap<u32, u64>,
     newest_ns: i64,
 }
 
@@ -137,8 +152,11 @@ impl Stream {
             head: Vec::new(),
             head_bytes: 0,
             head_started_ns: 0,
+            head_from: BTreeMap::new(),
+            head_upto: BTreeMap::new(),
             sealed: Vec::new(),
             chunks: Vec::new(),
+            durable_upto: BTreeMap::new(),
             newest_ns: i64::MIN,
         }
     }
@@ -151,7 +169,7 @@ impl Stream {
 /// A place a query reads entries from.
 pub(crate) enum Source<'a> {
     Disk(&'a Segment, &'a ChunkRef),
-    Sealed(&'a EncodedChunk),
+    Sealed(&'a Sealed),
     Head(&'a [LogEntry]),
 }
 
@@ -159,7 +177,7 @@ impl Source<'_> {
     pub(crate) fn meta(&self) -> Option<&ChunkMeta> {
         match self {
             Source::Disk(_, c) => Some(&c.meta),
-            Source::Sealed(c) => Some(&c.meta),
+            Source::Sealed(c) => Some(&c.enc.meta),
             Source::Head(_) => None,
         }
     }
@@ -167,7 +185,7 @@ impl Source<'_> {
     pub(crate) fn time_range(&self) -> (i64, i64) {
         match self {
             Source::Disk(_, c) => (c.meta.min_ts, c.meta.max_ts),
-            Source::Sealed(c) => (c.meta.min_ts, c.meta.max_ts),
+            Source::Sealed(c) => (c.enc.meta.min_ts, c.enc.meta.max_ts),
             Source::Head(h) => (
                 h.first().map_or(i64::MAX, |e| e.timestamp_ns),
                 h.last().map_or(i64::MIN, |e| e.timestamp_ns),
@@ -184,7 +202,7 @@ impl Source<'_> {
                     corrupt(&seg.path, format!("chunk at byte {}: {what}", c.offset))
                 })
             }
-            Source::Sealed(c) => chunk::decode(&c.bytes, out)
+            Source::Sealed(c) => chunk::decode(&c.enc.bytes, out)
                 .map_err(|what| corrupt("<memory>", format!("sealed chunk: {what}"))),
             Source::Head(h) => {
                 *out = DecodedChunk::from_entries(h);
@@ -219,9 +237,12 @@ pub struct LogStore {
     pub(crate) postings: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
     pub(crate) segments: BTreeMap<u64, Segment>,
     next_seq: u64,
+    /// Per partition, the offset after the last record applied in memory.
     applied: BTreeMap<u32, u64>,
+    /// The replay offsets in the last checkpoint.
     durable: BTreeMap<u32, u64>,
-    pending_bytes: usize,
+    head_bytes: usize,
+    sealed_bytes: usize,
     last_flush_ns: i64,
 }
 
@@ -277,7 +298,8 @@ impl LogStore {
             next_seq: cp.next_seq,
             applied: cp.applied.clone(),
             durable: cp.applied,
-            pending_bytes: 0,
+            head_bytes: 0,
+            sealed_bytes: 0,
             last_flush_ns: now,
         };
         for seq in listed {
@@ -288,6 +310,7 @@ impl LogStore {
                 let id = store.stream_id_unchecked(&c.stream);
                 let s = &mut store.streams[id];
                 s.newest_ns = s.newest_ns.max(c.meta.max_ts);
+                raise_watermark(&mut s.durable_upto, &c.meta.offsets);
                 s.chunks.push(ChunkRef {
                     seg: seq,
                     offset: c.offset,
@@ -308,8 +331,9 @@ impl LogStore {
         &self.dir
     }
 
-    /// The offsets (partition, next offset) up to which the log is durably applied: after a
-    /// restart, replay each partition from here.
+    /// Per partition, the offset to replay the log from after a restart: every record before it
+    /// is durably applied (as of the last checkpoint). Records after it may be applied already;
+    /// [`LogStore::append`] skips those.
     pub fn applied_offsets(&self) -> Vec<(u32, u64)> {
         self.durable.iter().map(|(&p, &o)| (p, o)).collect()
     }
@@ -317,7 +341,8 @@ impl LogStore {
     /// Applies one log record: `entries` of stream `labels` read at `offset` of `partition`.
     ///
     /// Returns `Ok(false)` (and changes nothing) when the record was already applied, so replays
-    /// are idempotent. A record breaking a limit is rejected whole.
+    /// are idempotent. A record breaking a limit is rejected whole. Records of one partition
+    /// must come in offset order.
     pub fn append(
         &mut self,
         partition: u32,
@@ -332,7 +357,22 @@ impl LogStore {
         {
             return Ok(false);
         }
+        let existing = self.by_labels.get(labels).copied();
+        if let Some(id) = existing {
+            if self.streams[id]
+                .durable_upto
+                .get(&partition)
+                .is_some_and(|&upto| offset < upto)
+            {
+                self.applied.insert(partition, offset + 1);
+                return Ok(false);
+            }
+        }
         self.validate_labels(labels)?;
+        if entries.is_empty() {
+            self.applied.insert(partition, offset + 1);
+            return Ok(true);
+        }
         for e in entries {
             if e.line.len() > self.cfg.max_line_bytes {
                 return Err(Error::LineTooLong {
@@ -341,7 +381,6 @@ impl LogStore {
                 });
             }
         }
-        let existing = self.by_labels.get(labels).copied();
         let mut newest = existing.map_or(i64::MIN, |id| self.streams[id].newest_ns);
         for e in entries {
             if newest != i64::MIN
@@ -384,10 +423,14 @@ impl LogStore {
             s.head.insert(at, e.clone());
             s.head_bytes += e.line.len();
             s.newest_ns = s.newest_ns.max(e.timestamp_ns);
-            self.pending_bytes += e.line.len();
+            self.head_bytes += e.line.len();
         }
+        s.head_from.entry(partition).or_insert(offset);
+        s.head_upto.insert(partition, offset + 1);
         if s.head_bytes >= self.cfg.chunk_target_bytes {
-            Self::cut(s);
+            let (h, c) = Self::cut(s);
+            self.head_bytes -= h;
+            self.sealed_bytes += c;
         }
         self.applied.insert(partition, offset + 1);
         Ok(true)
@@ -438,47 +481,85 @@ impl LogStore {
         id
     }
 
-    fn cut(s: &mut Stream) {
+    /// Cuts a stream's head into a sealed chunk; returns the line bytes moved.
+    fn cut(s: &mut Stream) -> (usize, usize) {
         if s.head.is_empty() {
-            return;
+            return (0, 0);
         }
-        let enc = chunk::encode(&s.head);
+        let mut enc = chunk::encode(&s.head);
+        enc.meta.offsets = std::mem::take(&mut s.head_upto).into_iter().collect();
         s.head.clear();
-        s.head_bytes = 0;
-        s.sealed.push(enc);
+        let moved = std::mem::take(&mut s.head_bytes);
+        s.head_from.clear();
+        s.sealed.push(Sealed { enc });
+        (moved, moved)
     }
 
-    /// Cuts chunks that reached their age, flushes when due, applies retention.
+    fn cut_all(&mut self) {
+        for s in &mut self.streams {
+            let (h, c) = Self::cut(s);
+            self.head_bytes -= h;
+            self.sealed_bytes += c;
+        }
+    }
+
+    /// Per partition, the first offset whose record is still in a head (not yet cut); sealed
+    /// chunks do not count: every checkpoint is written right after they reach a segment.
+    fn replay_from(&self) -> BTreeMap<u32, u64> {
+        let mut r = self.applied.clone();
+        let mut lower = |from: &BTreeMap<u32, u64>| {
+            for (&p, &o) in from {
+                let e = r.entry(p).or_insert(o);
+                *e = (*e).min(o);
+            }
+        };
+        for s in &self.streams {
+            lower(&s.head_from);
+        }
+        r
+    }
+
+    /// Cuts heads that reached their age (or all heads when they hold more than
+    /// `max_head_bytes`), writes cut chunks to a segment when enough are waiting or the last
+    /// write is older than `flush_interval_ns`, advances the checkpoint, applies retention.
     pub fn maintain(&mut self) -> Result<()> {
         let now = self.clock.now_ns();
         for s in &mut self.streams {
             if !s.head.is_empty()
                 && now.saturating_sub(s.head_started_ns) >= self.cfg.max_chunk_age_ns
             {
-                Self::cut(s);
+                let (h, c) = Self::cut(s);
+                self.head_bytes -= h;
+                self.sealed_bytes += c;
             }
         }
-        if self.pending_bytes >= self.cfg.flush_bytes
-            || (self.applied != self.durable
-                && now.saturating_sub(self.last_flush_ns) >= self.cfg.flush_interval_ns)
+        if self.head_bytes > self.cfg.max_head_bytes {
+            self.cut_all();
+        }
+        if self.sealed_bytes >= self.cfg.flush_bytes
+            || now.saturating_sub(self.last_flush_ns) >= self.cfg.flush_interval_ns
         {
-            self.flush()?;
+            self.write_sealed()?;
         }
         self.apply_retention()
     }
 
-    /// Writes every head and sealed chunk to one new segment and then the checkpoint, making
-    /// all applied offsets durable.
+    /// Cuts every head and writes all cut chunks to a segment, then the checkpoint: every
+    /// record applied so far becomes durable. Call it on shutdown.
     pub fn flush(&mut self) -> Result<()> {
-        for s in &mut self.streams {
-            Self::cut(s);
-        }
+        self.cut_all();
+        self.write_sealed()
+    }
+
+    /// Writes all sealed chunks to one new segment, then the checkpoint.
+    fn write_sealed(&mut self) -> Result<()> {
         self.last_flush_ns = self.clock.now_ns();
-        let any = self.streams.iter().any(|s| !s.sealed.is_empty());
-        if !any {
-            if self.applied != self.durable {
-                self.write_checkpoint(self.applied.clone())?;
-                self.durable = self.applied.clone();
+        // Replay offsets as they will be once the sealed chunks are durable.
+        let replay = self.replay_from();
+        if self.streams.iter().all(|s| s.sealed.is_empty()) {
+            if replay != self.durable {
+                self.write_checkpoint(replay.clone())?;
+                self.durable = replay;
             }
             return Ok(());
         }
@@ -487,18 +568,22 @@ impl LogStore {
         let list: Vec<(&Labels, &EncodedChunk)> = self
             .streams
             .iter()
-            .flat_map(|s| s.sealed.iter().map(move |c| (&s.labels, c)))
+            .flat_map(|s| s.sealed.iter().map(move |c| (&s.labels, &c.enc)))
             .collect();
         let (seg, listed) = Segment::write(&self.dir, seq, &list)?;
-        let mut cp = self.checkpoint_now(self.applied.clone());
+        let mut cp = self.checkpoint_now(replay.clone());
         cp.segments.push(seq);
         cp.store(&self.dir)?;
-        self.durable = self.applied.clone();
+        self.durable = replay;
         // Move sealed chunks to their segment locations (same order as written).
         let mut it = listed.into_iter();
         for s in &mut self.streams {
+            if s.sealed.is_empty() {
+                continue;
+            }
             for _ in s.sealed.drain(..) {
                 if let Some(c) = it.next() {
+                    raise_watermark(&mut s.durable_upto, &c.meta.offsets);
                     s.chunks.push(ChunkRef {
                         seg: seq,
                         offset: c.offset,
@@ -510,7 +595,7 @@ impl LogStore {
             s.chunks.sort_by_key(|c| c.meta.min_ts);
         }
         self.segments.insert(seq, seg);
-        self.pending_bytes = 0;
+        self.sealed_bytes = 0;
         Ok(())
     }
 
@@ -610,7 +695,7 @@ impl LogStore {
                 .iter()
                 .map(|s| s.chunks.len() + s.sealed.len())
                 .sum(),
-            pending_line_bytes: self.pending_bytes,
+            pending_line_bytes: self.head_bytes + self.sealed_bytes,
         }
     }
 
@@ -626,7 +711,7 @@ impl LogStore {
             }
         }
         for c in &s.sealed {
-            if c.meta.max_ts >= start && c.meta.min_ts <= end {
+            if c.enc.meta.max_ts >= start && c.enc.meta.min_ts <= end {
                 out.push(Source::Sealed(c));
             }
         }
@@ -648,9 +733,16 @@ impl LogStore {
             .any(|c| c.meta.max_ts >= start && c.meta.min_ts <= end)
             || s.sealed
                 .iter()
-                .any(|c| c.meta.max_ts >= start && c.meta.min_ts <= end)
+                .any(|c| c.enc.meta.max_ts >= start && c.enc.meta.min_ts <= end)
             || s.head
                 .iter()
                 .any(|e| e.timestamp_ns >= start && e.timestamp_ns <= end)
+    }
+}
+
+fn raise_watermark(w: &mut BTreeMap<u32, u64>, offsets: &[(u32, u64)]) {
+    for &(p, o) in offsets {
+        let e = w.entry(p).or_insert(o);
+        *e = (*e).max(o);
     }
 }

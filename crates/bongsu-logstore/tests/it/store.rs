@@ -473,3 +473,64 @@ fn limit_and_direction_pick_the_right_end() {
     assert_eq!(q(Direction::Forward), vec![10, 11, 12, 13, 14]);
     assert_eq!(q(Direction::Backward), vec![189, 188, 187, 186, 185]);
 }
+
+#[test]
+fn maintain_writes_cut_chunks_and_replay_skips_what_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let cfg = || Config {
+        chunk_target_bytes: 100,
+        flush_interval_ns: 10 * S,
+        max_chunk_age_ns: 1000 * S,
+        ..Config::default()
+    };
+    let busy = labels(r#"{app="busy"}"#);
+    let quiet = labels(r#"{app="quiet"}"#);
+    // One partition; the quiet stream's records stay in its head across segment writes.
+    let mut log: Vec<(u64, bool, LogEntry)> = Vec::new();
+    for i in 0..60u64 {
+        let is_quiet = i % 10 == 3;
+        let line = if is_quiet {
+            format!("q{i}")
+        } else {
+            format!("busy record number {i:04}")
+        };
+        log.push((i, is_quiet, LogEntry::new(T0 + i as i64 * S, line)));
+    }
+    let want = |q: bool| -> Vec<(i64, String)> {
+        log.iter()
+            .filter(|r| r.1 == q)
+            .map(|r| (r.2.timestamp_ns, r.2.line.clone()))
+            .collect()
+    };
+    {
+        let mut st = LogStore::open_with_clock(dir.path(), cfg(), clock.clone()).unwrap();
+        for (o, q, e) in &log {
+            let l = if *q { &quiet } else { &busy };
+            assert!(st.append(0, *o, l, std::slice::from_ref(e)).unwrap());
+            clock.advance(S);
+            st.maintain().unwrap();
+        }
+        assert!(st.stats().segments >= 3, "{:?}", st.stats());
+        // The quiet stream's head (from offset 3) holds the replay point back.
+        assert_eq!(st.applied_offsets(), vec![(0, 3)]);
+        // crash: dropped without flush
+    }
+    let mut st = LogStore::open_with_clock(dir.path(), cfg(), clock.clone()).unwrap();
+    assert_eq!(st.applied_offsets(), vec![(0, 3)]);
+    assert!(all(&st, r#"{app="quiet"}"#).is_empty());
+    let before = all(&st, r#"{app="busy"}"#).len();
+    assert!(before > 0);
+    let mut applied = 0;
+    for (o, q, e) in &log[3..] {
+        let l = if *q { &quiet } else { &busy };
+        if st.append(0, *o, l, std::slice::from_ref(e)).unwrap() {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 6 + (54 - before));
+    assert_eq!(all(&st, r#"{app="quiet"}"#), want(true));
+    assert_eq!(all(&st, r#"{app="busy"}"#), want(false));
+    st.flush().unwrap();
+    assert_eq!(st.applied_offsets(), vec![(0, 60)]);
+}
