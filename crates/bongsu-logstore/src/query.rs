@@ -1,5 +1,6 @@
 //! Query evaluation over the store.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bongsu_model::Labels;
@@ -85,10 +86,10 @@ impl<'a> Prepared<'a> {
 }
 
 /// One line that went through the pipeline.
-struct Out {
+struct Out<'a> {
     ts: i64,
-    line: String,
-    labels: Labels,
+    line: Cow<'a, str>,
+    labels: Cow<'a, Labels>,
 }
 
 impl LogStore {
@@ -131,7 +132,7 @@ impl LogStore {
         end: i64,
         order: Direction,
         stats: &mut QueryStats,
-        mut visit: impl FnMut(Out) -> Option<i64>,
+        mut visit: impl FnMut(Out<'_>) -> Option<i64>,
     ) -> Result<()> {
         let mut sources: Vec<(usize, Source<'_>)> = Vec::new();
         for id in self.select(&p.expr.matchers) {
@@ -186,8 +187,8 @@ impl LogStore {
                 let out = if p.rest.is_empty() && meta.is_empty() {
                     Out {
                         ts,
-                        line: line.to_owned(),
-                        labels: stream.clone(),
+                        line: Cow::Borrowed(line),
+                        labels: Cow::Borrowed(stream),
                     }
                 } else {
                     let mut labels = LineLabels::from_stream(stream, meta);
@@ -201,8 +202,8 @@ impl LogStore {
                     ) {
                         Some(l) => Out {
                             ts,
-                            line: l,
-                            labels: labels.into_labels(),
+                            line: Cow::Owned(l),
+                            labels: Cow::Owned(labels.into_labels()),
                         },
                         None => continue,
                     }
@@ -231,7 +232,7 @@ impl LogStore {
             limit
         };
         let mut seq = 0u64;
-        let mut got: Vec<(i64, u64, Out)> = Vec::new();
+        let mut got: Vec<(i64, u64, String, Labels)> = Vec::new();
         let key = |dir: Direction, ts: i64, seq: u64| match dir {
             Direction::Forward => (ts, seq as i64),
             Direction::Backward => (-ts, seq as i64),
@@ -240,32 +241,20 @@ impl LogStore {
         let end_incl = end.saturating_sub(1);
         self.run_log(&p, start, end_incl, dir, &mut stats, |o| {
             seq += 1;
-            got.push((o.ts, seq, o));
+            got.push((o.ts, seq, o.line.into_owned(), o.labels.into_owned()));
             if got.len() >= limit * 2 {
-                got.sort_by_key(|(ts, s, _)| key(dir, *ts, *s));
+                got.sort_by_key(|(ts, s, _, _)| key(dir, *ts, *s));
                 got.truncate(limit);
-            }
-            if got.len() >= limit {
                 // The limit-th best so far bounds what later sources can contribute.
-                let kth = got
-                    .iter()
-                    .map(|(ts, _, _)| *ts)
-                    .fold(None, |acc: Option<i64>, t| {
-                        Some(match (acc, dir) {
-                            (None, _) => t,
-                            (Some(a), Direction::Forward) => a.max(t),
-                            (Some(a), Direction::Backward) => a.min(t),
-                        })
-                    });
-                return kth;
+                return got.last().map(|g| g.0);
             }
             None
         })?;
-        got.sort_by_key(|(ts, s, _)| key(dir, *ts, *s));
+        got.sort_by_key(|(ts, s, _, _)| key(dir, *ts, *s));
         got.truncate(limit);
         let mut streams: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
-        for (_, _, o) in got {
-            streams.entry(o.labels).or_default().push((o.ts, o.line));
+        for (ts, _, line, labels) in got {
+            streams.entry(labels).or_default().push((ts, line));
         }
         Ok(QueryResult {
             data: ResultData::Streams(
@@ -319,7 +308,11 @@ impl LogStore {
                 }
                 Some(u) => {
                     let mut ll = LineLabels {
-                        pairs: o.labels.into_vec().into_iter().map(|l| (l.name, l.value)).collect(),
+                        pairs: o
+                            .labels
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect(),
                     };
                     let v = pipeline::unwrap_value(u, &ll);
                     if v.is_none() {
@@ -335,20 +328,24 @@ impl LogStore {
                         return None;
                     }
                     ll.remove(&u.label);
-                    (ll.into_labels(), v.unwrap_or(f64::NAN))
+                    (Cow::Owned(ll.into_labels()), v.unwrap_or(f64::NAN))
                 }
             };
             let labels = match grouping {
-                Some(g) => group_labels(&labels, g),
+                Some(g) => Cow::Owned(group_labels(&labels, g)),
                 None => labels,
             };
-            if !series.contains_key(&labels) && series.len() >= max_series {
+            if let Some(v) = series.get_mut(&*labels) {
+                v.push((o.ts, value));
+                return None;
+            }
+            if series.len() >= max_series {
                 err = Some(Error::Limit(format!(
                     "more than {max_series} series: narrow the selector or aggregate with sum by (...)"
                 )));
                 return None;
             }
-            series.entry(labels).or_default().push((o.ts, value));
+            series.insert(labels.into_owned(), vec![(o.ts, value)]);
             None
         })?;
         if let Some(e) = err {
