@@ -123,11 +123,11 @@ mod tests {
     #[test]
     fn false_positive_rate_is_low() {
         let hashes: Vec<u64> = (0..10_000u64)
-            .map(|i| xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()))
+            .map(|i| crate::tokens::token_hash(format!("tok{i}").as_bytes()))
             .collect();
         let b = Bloom::build(&hashes);
         let fp = (10_000..110_000u64)
-            .filter(|i| b.may_contain(xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())))
+            .filter(|i| b.may_contain(crate::tokens::token_hash(format!("tok{i}").as_bytes())))
             .count();
         assert!(fp < 1_000, "{fp} false positives in 100000");
     }

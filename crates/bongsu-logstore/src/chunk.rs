@@ -108,7 +108,7 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
         raw.extend_from_slice(e.line.as_bytes());
         raw.push(b'\n');
     }
-    // Token filter over the text and the metadata values.
+    // Token filter over the line text (structured metadata is not indexed).
     let mut hashes = Vec::with_capacity(entries.len() * 8);
     tokens::for_each_token(&raw[text_start..], |h| hashes.push(h));
     hashes.sort_unstable();
@@ -146,13 +146,15 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
     }
 }
 
-/// A decoded chunk: columns over one buffer, no allocation per line.
+/// A decoded chunk: columns over one reused buffer, no allocation per line.
 #[derive(Debug, Default)]
 pub(crate) struct DecodedChunk {
     pub(crate) ts: Vec<i64>,
-    /// `starts[i]..starts[i+1]-1` is line `i` within `text` (each line ends with `\n`).
+    /// `starts[i]..starts[i+1]-1` is line `i` within `text()` (each line ends with `\n`).
     pub(crate) starts: Vec<u32>,
-    pub(crate) text: Vec<u8>,
+    /// The decompressed payload; the text starts at `text_off`.
+    buf: Vec<u8>,
+    text_off: usize,
     /// Structured metadata per entry; empty when the chunk has none.
     pub(crate) metadata: Vec<Vec<Label>>,
 }
@@ -163,9 +165,15 @@ impl DecodedChunk {
         self.ts.len()
     }
 
+    /// All lines, each followed by `\n`.
+    #[inline]
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.buf[self.text_off..]
+    }
+
     #[inline]
     pub(crate) fn line(&self, i: usize) -> &[u8] {
-        &self.text[self.starts[i] as usize..self.starts[i + 1] as usize - 1]
+        &self.text()[self.starts[i] as usize..self.starts[i + 1] as usize - 1]
     }
 
     /// Index of the line holding text byte `pos`.
@@ -185,9 +193,9 @@ impl DecodedChunk {
         c.starts.push(0);
         for e in entries {
             c.ts.push(e.timestamp_ns);
-            c.text.extend_from_slice(e.line.as_bytes());
-            c.text.push(b'\n');
-            c.starts.push(c.text.len() as u32);
+            c.buf.extend_from_slice(e.line.as_bytes());
+            c.buf.push(b'\n');
+            c.starts.push(c.buf.len() as u32);
             if has_meta {
                 c.metadata.push(e.structured_metadata.clone());
             }
@@ -199,8 +207,22 @@ impl DecodedChunk {
 /// Why a chunk failed to decode.
 pub(crate) type DecodeError = String;
 
-/// Decodes and verifies a chunk's bytes (header, CRC-32C, payload).
+/// A reusable zstd decompression context.
+pub(crate) type Decompressor = zstd::bulk::Decompressor<'static>;
+
+/// Decodes and verifies a chunk's bytes (header, CRC-32C, payload) with a fresh context.
+#[cfg(test)]
 pub(crate) fn decode(bytes: &[u8], out: &mut DecodedChunk) -> Result<(), DecodeError> {
+    let mut d = Decompressor::new().map_err(|e| e.to_string())?;
+    decode_with(&mut d, bytes, out)
+}
+
+/// Decodes and verifies a chunk's bytes (header, CRC-32C, payload), reusing `out`'s buffers.
+pub(crate) fn decode_with(
+    dctx: &mut Decompressor,
+    bytes: &[u8],
+    out: &mut DecodedChunk,
+) -> Result<(), DecodeError> {
     let h = bytes
         .get(..CHUNK_HEADER_LEN)
         .ok_or_else(|| "chunk shorter than its header".to_owned())?;
@@ -229,15 +251,31 @@ pub(crate) fn decode(bytes: &[u8], out: &mut DecodedChunk) -> Result<(), DecodeE
     if crc32c::crc32c_append(crc32c::crc32c(&h[..36]), payload) != crc {
         return Err("chunk checksum mismatch".into());
     }
-    let raw = zstd::bulk::decompress(payload, raw_len)
-        .map_err(|e| format!("chunk decompression failed: {e}"))?;
-    if raw.len() != raw_len {
-        return Err("chunk payload length mismatch".into());
+    let mut raw = std::mem::take(&mut out.buf);
+    raw.clear();
+    raw.reserve(raw_len);
+    let res = dctx
+        .decompress_to_buffer(payload, &mut raw)
+        .map_err(|e| format!("chunk decompression failed: {e}"))
+        .and_then(|n| {
+            if n == raw_len {
+                Ok(())
+            } else {
+                Err("chunk payload length mismatch".to_owned())
+            }
+        })
+        .and_then(|()| parse_raw(&raw, n, out));
+    out.buf = raw;
+    if res.is_err() {
+        out.buf.clear();
+        out.ts.clear();
+        out.starts.clear();
+        out.metadata.clear();
     }
-    parse_raw(raw, n, out)
+    res
 }
 
-fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), DecodeError> {
+fn parse_raw(raw: &[u8], n: usize, out: &mut DecodedChunk) -> Result<(), DecodeError> {
     let bad = || "chunk payload malformed".to_owned();
     if raw.len() < 5 || n > raw.len() {
         return Err(bad());
@@ -261,7 +299,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
             a.copy_from_slice(b);
             i64::from_le_bytes(a)
         } else {
-            prev.wrapping_add(unzigzag(get_varint(&raw, &mut pos).ok_or_else(bad)?))
+            prev.wrapping_add(unzigzag(get_varint(raw, &mut pos).ok_or_else(bad)?))
         };
         out.ts.push(t);
         prev = t;
@@ -270,7 +308,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
     out.starts.push(0);
     let mut acc = 0u64;
     for _ in 0..n {
-        acc += get_varint(&raw, &mut pos).ok_or_else(bad)? + 1;
+        acc += get_varint(raw, &mut pos).ok_or_else(bad)? + 1;
         if acc > u32::MAX as u64 || acc > raw.len() as u64 {
             return Err(bad());
         }
@@ -279,7 +317,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
     if flags & FLAG_METADATA != 0 {
         out.metadata.reserve(n);
         for _ in 0..n {
-            let cnt = get_varint(&raw, &mut pos).ok_or_else(bad)? as usize;
+            let cnt = get_varint(raw, &mut pos).ok_or_else(bad)? as usize;
             if cnt > raw.len() {
                 return Err(bad());
             }
@@ -287,7 +325,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
             for _ in 0..cnt {
                 let mut s = [String::new(), String::new()];
                 for part in &mut s {
-                    let len = get_varint(&raw, &mut pos).ok_or_else(bad)? as usize;
+                    let len = get_varint(raw, &mut pos).ok_or_else(bad)? as usize;
                     let b = raw
                         .get(pos..pos.checked_add(len).ok_or_else(bad)?)
                         .ok_or_else(bad)?;
@@ -304,7 +342,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
     if text.len() as u64 != acc {
         return Err(bad());
     }
-    // Every line must end with its separator and be valid UTF-8.
+    // Every line must end with its separator and the text must be valid UTF-8.
     for i in 0..n {
         if text[out.starts[i + 1] as usize - 1] != b'\n' {
             return Err(bad());
@@ -313,8 +351,7 @@ fn parse_raw(raw: Vec<u8>, n: usize, out: &mut DecodedChunk) -> Result<(), Decod
     if std::str::from_utf8(text).is_err() {
         return Err(bad());
     }
-    out.text.clear();
-    out.text.extend_from_slice(text);
+    out.text_off = pos;
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub enum Error {
     },
     #[error("line is {len} bytes long, limit {limit}: split it or raise logstore.max_line_bytes")]
     LineTooLong { len: usize, limit: usize },
+    #[error("compression codec error: {0}")]
+    Codec(String),
     #[error("parse error at line {line}, col {col}: {msg}")]
     Parse {
         line: usize,

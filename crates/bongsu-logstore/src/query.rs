@@ -149,6 +149,8 @@ impl LogStore {
         stats.chunks_total += sources.len();
         let mut chunk = DecodedChunk::default();
         let mut scratch = Vec::new();
+        let mut dctx = crate::chunk::Decompressor::new()
+            .map_err(|e| Error::Codec(format!("cannot create a zstd context: {e}")))?;
         let mut bound: Option<i64> = None;
         let mut hits = Vec::new();
         for (id, src) in &sources {
@@ -166,7 +168,7 @@ impl LogStore {
                 stats.chunks_skipped_by_filter += 1;
                 continue;
             }
-            src.load(&mut chunk, &mut scratch)?;
+            src.load(&mut chunk, &mut scratch, &mut dctx)?;
             stats.chunks_scanned += 1;
             let lo = chunk.ts.partition_point(|&t| t < start);
             let hi = chunk.ts.partition_point(|&t| t <= end);

@@ -194,15 +194,20 @@ impl Source<'_> {
     }
 
     /// Decodes the source into `out`, verifying checksums; `scratch` holds compressed bytes.
-    pub(crate) fn load(&self, out: &mut DecodedChunk, scratch: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn load(
+        &self,
+        out: &mut DecodedChunk,
+        scratch: &mut Vec<u8>,
+        dctx: &mut chunk::Decompressor,
+    ) -> Result<()> {
         match self {
             Source::Disk(seg, c) => {
                 seg.read_chunk(c.offset, c.len, scratch)?;
-                chunk::decode(scratch, out).map_err(|what| {
+                chunk::decode_with(dctx, scratch, out).map_err(|what| {
                     corrupt(&seg.path, format!("chunk at byte {}: {what}", c.offset))
                 })
             }
-            Source::Sealed(c) => chunk::decode(&c.enc.bytes, out)
+            Source::Sealed(c) => chunk::decode_with(dctx, &c.enc.bytes, out)
                 .map_err(|what| corrupt("<memory>", format!("sealed chunk: {what}"))),
             Source::Head(h) => {
                 *out = DecodedChunk::from_entries(h);

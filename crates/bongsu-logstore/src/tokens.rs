@@ -22,18 +22,43 @@ pub(crate) fn is_term_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 }
 
-/// Hash of a token, ASCII-lowercased, as stored in the filter.
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+const LOWER: u64 = 0x2020_2020_2020_2020;
+
+/// Hash of a token as stored in the filter (see `docs/formats/logstore.md`): 8 bytes at a time,
+/// each byte OR 0x20 (which lowercases ASCII letters and leaves digits, `.`, `:`, `-` alone;
+/// `_` becomes 0x7f, which no other token byte becomes), mixed by multiply-rotate, finished
+/// with the MurmurHash3 64-bit finalizer.
 #[inline]
 pub(crate) fn token_hash(tok: &[u8]) -> u64 {
-    let mut buf = [0u8; 64];
-    if tok.len() <= buf.len() {
-        let b = &mut buf[..tok.len()];
-        b.copy_from_slice(tok);
-        b.make_ascii_lowercase();
-        xxhash_rust::xxh3::xxh3_64(b)
-    } else {
-        xxhash_rust::xxh3::xxh3_64(&tok.to_ascii_lowercase())
+    let mut h = (tok.len() as u64).wrapping_mul(K);
+    let mut words = tok.chunks_exact(8);
+    for c in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        h = (h ^ (u64::from_le_bytes(a) | LOWER))
+            .wrapping_mul(K)
+            .rotate_left(29);
     }
+    let rem = words.remainder();
+    if !rem.is_empty() {
+        let mut a = [0u8; 8];
+        a[..rem.len()].copy_from_slice(rem);
+        let mask = LOWER >> (8 * (8 - rem.len()));
+        h = (h ^ (u64::from_le_bytes(a) | mask))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    fmix64(h)
+}
+
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Calls `f` with the hash of every token of `text` (words and terms).
