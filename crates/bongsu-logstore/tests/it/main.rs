@@ -1,6 +1,7 @@
 //! Integration tests of bongsu-logstore: golden queries, a model-based store test, recovery,
 //! corruption, limits and filter skipping.
 
+mod fixture;
 mod golden;
 mod model;
 mod store;

@@ -534,3 +534,9 @@ fn maintain_writes_cut_chunks_and_replay_skips_what_is_durable() {
     st.flush().unwrap();
     assert_eq!(st.applied_offsets(), vec![(0, 60)]);
 }
+
+#[test]
+fn store_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LogStore>();
+}
