@@ -9,6 +9,10 @@
 //!
 //! Queries ([`LogStore::query_range`], [`LogStore::query_instant`]) take LogQL as described in
 //! `docs/logql.md`; [`to_loki_json`] renders results as Loki's HTTP API does.
+//!
+//! The store does blocking file I/O and CPU-heavy work (compression, scans): async callers run it
+//! on a blocking thread (`spawn_blocking`) behind a lock (`RwLock<LogStore>`: writes take `&mut`,
+//! queries `&self`). Time comes from an injectable [`Clock`].
 
 mod bloom;
 mod checkpoint;
