@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let r = st
                 .query_range(
-                    r#"{app="bench"} |= "no such text""#,
+                    r#"{app="bench"} |= "zzq""#,
                     0,
                     i64::MAX,
                     1,

@@ -680,3 +680,61 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line_tokens(line: &str) -> Vec<u64> {
+        let mut v = Vec::new();
+        tokens::for_each_token(line.as_bytes(), |h| v.push(h));
+        v
+    }
+
+    fn filter(op: LineOp, pattern: String) -> LineFilter {
+        LineFilter {
+            op,
+            pattern,
+            re: None,
+            scan_re: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Every token a `|=` literal requires is a token of any line containing the literal.
+        #[test]
+        fn literal_requirements_never_exclude_a_matching_line(
+            line in "[a-cA-C0-9 .:_=/-]{0,40}", a in any::<usize>(), b in any::<usize>()
+        ) {
+            let (a, b) = (a % (line.len() + 1), b % (line.len() + 1));
+            let lit = &line[a.min(b)..a.max(b)];
+            let have = line_tokens(&line);
+            for h in required_tokens(&filter(LineOp::Contains, lit.to_owned())) {
+                prop_assert!(have.contains(&h), "literal {:?} of {:?}", lit, line);
+            }
+        }
+
+        /// The same for a regex built from a substring, with `\b` or `^`/`$` where they hold.
+        #[test]
+        fn regex_requirements_never_exclude_a_matching_line(
+            line in "[a-cA-C0-9 .:_=/-]{0,40}", a in any::<usize>(), b in any::<usize>()
+        ) {
+            let (a, b) = (a % (line.len() + 1), b % (line.len() + 1));
+            let lit = &line[a.min(b)..a.max(b)];
+            let mut pat = regex::escape(lit);
+            let wb = |p: &str| regex::Regex::new(&format!(r"\b{p}\b")).map(|r| r.is_match(&line)).unwrap_or(false);
+            if wb(&pat) {
+                pat = format!(r"\b{pat}\b");
+            } else if a.min(b) == 0 {
+                pat = format!("^{pat}");
+            }
+            prop_assert!(regex::Regex::new(&pat).map(|r| r.is_match(&line)).unwrap_or(true));
+            let have = line_tokens(&line);
+            for h in required_tokens(&filter(LineOp::Match, pat.clone())) {
+                prop_assert!(have.contains(&h), "regex {:?} of {:?}", pat, line);
+            }
+        }
+    }
+}
