@@ -387,7 +387,39 @@ impl Parser {
             }
             if let Some(op) = line_op {
                 let (pattern, sat) = self.string("a quoted string after a line filter")?;
-                stages.push(Stage::Line(self.line_filter(op, pattern, sat)?));
+                let mut alts = vec![pattern];
+                // `|= "a" or "b"`: any of them; `!= "a" or "b"`: none of them.
+                while matches!(self.peek(), Tok::Ident(w) if w == "or")
+                    && matches!(self.peek_at(1), Tok::Str(_))
+                {
+                    self.bump();
+                    alts.push(self.string("a quoted string after or")?.0);
+                }
+                match op {
+                    _ if alts.len() == 1 => {
+                        let pattern = alts.pop().unwrap_or_default();
+                        stages.push(Stage::Line(self.line_filter(op, pattern, sat)?));
+                    }
+                    LineOp::NotContains | LineOp::NotMatch => {
+                        for pattern in alts {
+                            stages.push(Stage::Line(self.line_filter(op, pattern, sat)?));
+                        }
+                    }
+                    LineOp::Contains | LineOp::Match => {
+                        let joined = alts
+                            .iter()
+                            .map(|a| {
+                                if op == LineOp::Contains {
+                                    regex::escape(a)
+                                } else {
+                                    format!("(?:{a})")
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("|");
+                        stages.push(Stage::Line(self.line_filter(LineOp::Match, joined, sat)?));
+                    }
+                }
                 continue;
             }
             let kw = match self.peek() {
@@ -699,6 +731,7 @@ mod tests {
             r#"{app="api"} | json | status >= 500 and duration > 1.5s or size > 20MB"#,
             r#"{app="api"} | logfmt | level="error", msg=~".*time.*" | line_format "{{.msg}}" | label_format a=b, c="{{.d}}""#,
             r#"{app="api"} | pattern "<ip> - <_> <status>" | regexp "(?P<x>\\d+)" | drop a, b | keep c"#,
+            r#"{app="api"} |= "a" or "b" != "c" or "d" |~ "e" or "f.*""#,
             r#"sum by (app) (count_over_time({app="api"} |= "x" [5m]))"#,
             r#"sum(rate({app="api"}[1m])) by (host)"#,
             r#"topk(3, sum by (path) (bytes_rate({app="api"}[5m])))"#,
