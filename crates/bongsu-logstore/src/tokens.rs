@@ -12,14 +12,33 @@
 /// Tokens shorter than this are not indexed (and never required by a query).
 pub(crate) const MIN_TOKEN_LEN: usize = 2;
 
+const WORD: u8 = 1;
+const TERM: u8 = 2;
+
+/// Byte classes: `WORD | TERM` for `[A-Za-z0-9]`, `TERM` for `. _ : -`, 0 otherwise.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = WORD | TERM;
+        } else if matches!(c, b'.' | b'_' | b':' | b'-') {
+            t[b] = TERM;
+        }
+        b += 1;
+    }
+    t
+};
+
 #[inline]
 pub(crate) fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+    CLASS[b as usize] & WORD != 0
 }
 
 #[inline]
 pub(crate) fn is_term_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+    CLASS[b as usize] & TERM != 0
 }
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -66,41 +85,37 @@ pub(crate) fn for_each_token(text: &[u8], mut f: impl FnMut(u64)) {
     let n = text.len();
     let mut i = 0;
     while i < n {
-        if !is_term_byte(text[i]) {
+        // Skip separators.
+        while i < n && CLASS[text[i] as usize] & TERM == 0 {
             i += 1;
-            continue;
         }
-        // A term run [i, j).
-        let mut j = i;
+        if i >= n {
+            break;
+        }
+        // A term run [i, j), hashing the word runs inside it as they end.
+        let start = i;
         let mut has_punct = false;
-        while j < n && is_term_byte(text[j]) {
-            if !is_word_byte(text[j]) {
+        let mut word_start = i;
+        while i < n {
+            let c = CLASS[text[i] as usize];
+            if c & TERM == 0 {
+                break;
+            }
+            if c & WORD == 0 {
                 has_punct = true;
+                if i - word_start >= MIN_TOKEN_LEN {
+                    f(token_hash(&text[word_start..i]));
+                }
+                word_start = i + 1;
             }
-            j += 1;
+            i += 1;
         }
-        if has_punct {
-            if j - i >= MIN_TOKEN_LEN {
-                f(token_hash(&text[i..j]));
-            }
-            let mut k = i;
-            while k < j {
-                if !is_word_byte(text[k]) {
-                    k += 1;
-                    continue;
-                }
-                let s = k;
-                while k < j && is_word_byte(text[k]) {
-                    k += 1;
-                }
-                if k - s >= MIN_TOKEN_LEN {
-                    f(token_hash(&text[s..k]));
-                }
-            }
-        } else if j - i >= MIN_TOKEN_LEN {
-            f(token_hash(&text[i..j]));
+        if i - word_start >= MIN_TOKEN_LEN {
+            f(token_hash(&text[word_start..i]));
         }
-        i = j;
+        if has_punct && i - start >= MIN_TOKEN_LEN {
+            f(token_hash(&text[start..i]));
+        }
     }
 }
 
