@@ -1,0 +1,434 @@
+//! The chunk codec: a run of one stream's entries, sorted by time, zstd-compressed.
+//!
+//! See `docs/formats/logstore.md` for the byte layout.
+
+use bongsu_model::{Label, LogEntry};
+
+use crate::bloom::Bloom;
+use crate::tokens;
+
+pub(crate) const CHUNK_MAGIC: &[u8; 4] = b"BLCK";
+pub(crate) const CHUNK_VERSION: u8 = 1;
+pub(crate) const CODEC_ZSTD: u8 = 1;
+pub(crate) const CHUNK_HEADER_LEN: usize = 40;
+/// Largest uncompressed payload a chunk may declare; guards allocations on corrupt input.
+pub(crate) const MAX_RAW_LEN: usize = 256 << 20;
+const FLAG_METADATA: u8 = 1;
+const ZSTD_LEVEL: i32 = 3;
+
+/// What the index keeps about a chunk besides its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChunkMeta {
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) entries: u32,
+    /// Bytes of line text (without separators), for sizing and `bytes_over_time`-free stats.
+    pub(crate) line_bytes: u64,
+    /// Per partition, the next stream offset after the last record in this chunk (the
+    /// stream's replay watermark once the chunk is in a segment). Set by the store.
+    pub(crate) offsets: Vec<(u32, u64)>,
+    pub(crate) filter: Bloom,
+}
+
+/// An encoded chunk and its index metadata.
+#[derive(Debug)]
+pub(crate) struct EncodedChunk {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) meta: ChunkMeta,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        if shift >= 64 {
+            return None;
+        }
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Encodes entries that are already sorted by timestamp (stable for equal timestamps).
+pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
+    debug_assert!(entries
+        .windows(2)
+        .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
+    let has_meta = entries.iter().any(|e| !e.structured_metadata.is_empty());
+    let text_len: usize = entries.iter().map(|e| e.line.len() + 1).sum();
+    let mut raw = Vec::with_capacity(text_len + entries.len() * 4 + 16);
+    raw.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    raw.push(if has_meta { FLAG_METADATA } else { 0 });
+    let mut prev = 0i64;
+    for (i, e) in entries.iter().enumerate() {
+        if i == 0 {
+            raw.extend_from_slice(&e.timestamp_ns.to_le_bytes());
+        } else {
+            put_varint(&mut raw, zigzag(e.timestamp_ns.wrapping_sub(prev)));
+        }
+        prev = e.timestamp_ns;
+    }
+    for e in entries {
+        put_varint(&mut raw, e.line.len() as u64);
+    }
+    if has_meta {
+        for e in entries {
+            put_varint(&mut raw, e.structured_metadata.len() as u64);
+            for l in &e.structured_metadata {
+                put_varint(&mut raw, l.name.len() as u64);
+                raw.extend_from_slice(l.name.as_bytes());
+                put_varint(&mut raw, l.value.len() as u64);
+                raw.extend_from_slice(l.value.as_bytes());
+            }
+        }
+    }
+    let text_start = raw.len();
+    for e in entries {
+        raw.extend_from_slice(e.line.as_bytes());
+        raw.push(b'\n');
+    }
+    // Token filter over the line text (structured metadata is not indexed).
+    let mut hashes = Vec::with_capacity(entries.len() * 8);
+    tokens::for_each_token(&raw[text_start..], |h| hashes.push(h));
+    hashes.sort_unstable();
+    hashes.dedup();
+    let filter = Bloom::build(&hashes);
+
+    // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be
+    // a broken invariant of the library, so fall back to storing nothing rather than panic.
+    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default();
+    let min_ts = entries.first().map_or(0, |e| e.timestamp_ns);
+    let max_ts = entries.last().map_or(0, |e| e.timestamp_ns);
+    let mut bytes = Vec::with_capacity(CHUNK_HEADER_LEN + compressed.len());
+    bytes.extend_from_slice(CHUNK_MAGIC);
+    bytes.push(CHUNK_VERSION);
+    bytes.push(CODEC_ZSTD);
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&min_ts.to_le_bytes());
+    bytes.extend_from_slice(&max_ts.to_le_bytes());
+    bytes.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes), &compressed);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(&compressed);
+    EncodedChunk {
+        bytes,
+        meta: ChunkMeta {
+            min_ts,
+            max_ts,
+            entries: entries.len() as u32,
+            line_bytes: entries.iter().map(|e| e.line.len() as u64).sum(),
+            offsets: Vec::new(),
+            filter,
+        },
+    }
+}
+
+/// A decoded chunk: columns over one reused buffer, no allocation per line.
+#[derive(Debug, Default)]
+pub(crate) struct DecodedChunk {
+    pub(crate) ts: Vec<i64>,
+    /// `starts[i]..starts[i+1]-1` is line `i` within `text()` (each line ends with `\n`).
+    pub(crate) starts: Vec<u32>,
+    /// The decompressed payload; the text starts at `text_off`.
+    buf: Vec<u8>,
+    text_off: usize,
+    /// Structured metadata per entry; empty when the chunk has none.
+    pub(crate) metadata: Vec<Vec<Label>>,
+}
+
+impl DecodedChunk {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// All lines, each followed by `\n`.
+    #[inline]
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.buf[self.text_off..]
+    }
+
+    #[inline]
+    pub(crate) fn line(&self, i: usize) -> &[u8] {
+        &self.text()[self.starts[i] as usize..self.starts[i + 1] as usize - 1]
+    }
+
+    /// Index of the line holding text byte `pos`.
+    #[inline]
+    pub(crate) fn line_at(&self, pos: usize) -> usize {
+        self.starts.partition_point(|&s| s as usize <= pos) - 1
+    }
+
+    pub(crate) fn metadata(&self, i: usize) -> &[Label] {
+        self.metadata.get(i).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Builds a decoded view of in-memory entries (the head of a stream).
+    pub(crate) fn from_entries(entries: &[LogEntry]) -> Self {
+        let mut c = DecodedChunk::default();
+        let has_meta = entries.iter().any(|e| !e.structured_metadata.is_empty());
+        c.starts.push(0);
+        for e in entries {
+            c.ts.push(e.timestamp_ns);
+            c.buf.extend_from_slice(e.line.as_bytes());
+            c.buf.push(b'\n');
+            c.starts.push(c.buf.len() as u32);
+            if has_meta {
+                c.metadata.push(e.structured_metadata.clone());
+            }
+        }
+        c
+    }
+}
+
+/// Why a chunk failed to decode.
+pub(crate) type DecodeError = String;
+
+/// A reusable zstd decompression context.
+pub(crate) type Decompressor = zstd::bulk::Decompressor<'static>;
+
+/// Decodes and verifies a chunk's bytes (header, CRC-32C, payload) with a fresh context.
+#[cfg(test)]
+pub(crate) fn decode(bytes: &[u8], out: &mut DecodedChunk) -> Result<(), DecodeError> {
+    let mut d = Decompressor::new().map_err(|e| e.to_string())?;
+    decode_with(&mut d, bytes, out)
+}
+
+/// Decodes and verifies a chunk's bytes (header, CRC-32C, payload), reusing `out`'s buffers.
+pub(crate) fn decode_with(
+    dctx: &mut Decompressor,
+    bytes: &[u8],
+    out: &mut DecodedChunk,
+) -> Result<(), DecodeError> {
+    let h = bytes
+        .get(..CHUNK_HEADER_LEN)
+        .ok_or_else(|| "chunk shorter than its header".to_owned())?;
+    if &h[0..4] != CHUNK_MAGIC {
+        return Err("bad chunk magic".into());
+    }
+    if h[4] != CHUNK_VERSION {
+        return Err(format!("unsupported chunk version {}", h[4]));
+    }
+    if h[5] != CODEC_ZSTD {
+        return Err(format!("unknown chunk codec {}", h[5]));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let raw_len = u32_at(8) as usize;
+    let comp_len = u32_at(12) as usize;
+    let n = u32_at(32) as usize;
+    let crc = u32_at(36);
+    if raw_len > MAX_RAW_LEN {
+        return Err(format!(
+            "chunk declares {raw_len} raw bytes, over the limit"
+        ));
+    }
+    let payload = bytes
+        .get(CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + comp_len)
+        .ok_or_else(|| "chunk payload truncated".to_owned())?;
+    if crc32c::crc32c_append(crc32c::crc32c(&h[..36]), payload) != crc {
+        return Err("chunk checksum mismatch".into());
+    }
+    let mut raw = std::mem::take(&mut out.buf);
+    raw.clear();
+    raw.reserve(raw_len);
+    let res = dctx
+        .decompress_to_buffer(payload, &mut raw)
+        .map_err(|e| format!("chunk decompression failed: {e}"))
+        .and_then(|n| {
+            if n == raw_len {
+                Ok(())
+            } else {
+                Err("chunk payload length mismatch".to_owned())
+            }
+        })
+        .and_then(|()| parse_raw(&raw, n, out));
+    out.buf = raw;
+    if res.is_err() {
+        out.buf.clear();
+        out.ts.clear();
+        out.starts.clear();
+        out.metadata.clear();
+    }
+    res
+}
+
+fn parse_raw(raw: &[u8], n: usize, out: &mut DecodedChunk) -> Result<(), DecodeError> {
+    let bad = || "chunk payload malformed".to_owned();
+    if raw.len() < 5 || n > raw.len() {
+        return Err(bad());
+    }
+    let count = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+    if count != n {
+        return Err(bad());
+    }
+    let flags = raw[4];
+    let mut pos = 5;
+    out.ts.clear();
+    out.starts.clear();
+    out.metadata.clear();
+    out.ts.reserve(n);
+    let mut prev = 0i64;
+    for i in 0..n {
+        let t = if i == 0 {
+            let b = raw.get(pos..pos + 8).ok_or_else(bad)?;
+            pos += 8;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            i64::from_le_bytes(a)
+        } else {
+            prev.wrapping_add(unzigzag(get_varint(raw, &mut pos).ok_or_else(bad)?))
+        };
+        out.ts.push(t);
+        prev = t;
+    }
+    out.starts.reserve(n + 1);
+    out.starts.push(0);
+    let mut acc = 0u64;
+    for _ in 0..n {
+        acc += get_varint(raw, &mut pos).ok_or_else(bad)? + 1;
+        if acc > u32::MAX as u64 || acc > raw.len() as u64 {
+            return Err(bad());
+        }
+        out.starts.push(acc as u32);
+    }
+    if flags & FLAG_METADATA != 0 {
+        out.metadata.reserve(n);
+        for _ in 0..n {
+            let cnt = get_varint(raw, &mut pos).ok_or_else(bad)? as usize;
+            if cnt > raw.len() {
+                return Err(bad());
+            }
+            let mut labels = Vec::with_capacity(cnt);
+            for _ in 0..cnt {
+                let mut s = [String::new(), String::new()];
+                for part in &mut s {
+                    let len = get_varint(raw, &mut pos).ok_or_else(bad)? as usize;
+                    let b = raw
+                        .get(pos..pos.checked_add(len).ok_or_else(bad)?)
+                        .ok_or_else(bad)?;
+                    *part = std::str::from_utf8(b).map_err(|_| bad())?.to_owned();
+                    pos += len;
+                }
+                let [name, value] = s;
+                labels.push(Label { name, value });
+            }
+            out.metadata.push(labels);
+        }
+    }
+    let text = raw.get(pos..).ok_or_else(bad)?;
+    if text.len() as u64 != acc {
+        return Err(bad());
+    }
+    // Every line must end with its separator and the text must be valid UTF-8.
+    for i in 0..n {
+        if text[out.starts[i + 1] as usize - 1] != b'\n' {
+            return Err(bad());
+        }
+    }
+    if std::str::from_utf8(text).is_err() {
+        return Err(bad());
+    }
+    out.text_off = pos;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry_strategy() -> impl Strategy<Value = LogEntry> {
+        (
+            -1_000_000i64..1_000_000,
+            "\\PC{0,40}",
+            proptest::collection::vec(("[a-z]{1,5}", "\\PC{0,8}"), 0..3),
+        )
+            .prop_map(|(ts, line, md)| LogEntry {
+                timestamp_ns: ts,
+                line,
+                structured_metadata: md.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn round_trip(mut entries in proptest::collection::vec(entry_strategy(), 0..60)) {
+            entries.sort_by_key(|e| e.timestamp_ns);
+            let enc = encode(&entries);
+            let mut dec = DecodedChunk::default();
+            decode(&enc.bytes, &mut dec).unwrap();
+            prop_assert_eq!(dec.len(), entries.len());
+            for (i, e) in entries.iter().enumerate() {
+                prop_assert_eq!(dec.ts[i], e.timestamp_ns);
+                prop_assert_eq!(dec.line(i), e.line.as_bytes());
+                prop_assert_eq!(dec.metadata(i), e.structured_metadata.as_slice());
+                // The filter never lacks a token of a stored line.
+                let mut ok = true;
+                tokens::for_each_token(e.line.as_bytes(), |h| ok &= enc.meta.filter.may_contain(h));
+                prop_assert!(ok);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut dec = DecodedChunk::default();
+            let _ = decode(&bytes, &mut dec);
+        }
+
+        #[test]
+        fn flipped_bit_is_detected(mut entries in proptest::collection::vec(entry_strategy(), 1..20), at in any::<usize>(), bit in 0u8..8) {
+            entries.sort_by_key(|e| e.timestamp_ns);
+            let mut enc = encode(&entries).bytes;
+            let i = at % enc.len();
+            enc[i] ^= 1 << bit;
+            let mut dec = DecodedChunk::default();
+            prop_assert!(decode(&enc, &mut dec).is_err());
+        }
+
+        #[test]
+        fn valid_header_garbage_payload_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..200), n in 0u32..50) {
+            // A CRC-valid chunk whose compressed payload is a valid zstd frame of junk.
+            let raw = payload.clone();
+            let comp = zstd::bulk::compress(&raw, 1).unwrap();
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(CHUNK_MAGIC);
+            bytes.push(CHUNK_VERSION);
+            bytes.push(CODEC_ZSTD);
+            bytes.extend_from_slice(&0u16.to_le_bytes());
+            bytes.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(comp.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&0i64.to_le_bytes());
+            bytes.extend_from_slice(&0i64.to_le_bytes());
+            bytes.extend_from_slice(&n.to_le_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes), &comp);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            bytes.extend_from_slice(&comp);
+            let mut dec = DecodedChunk::default();
+            let _ = decode(&bytes, &mut dec);
+        }
+    }
+}
