@@ -619,7 +619,28 @@ impl Tsdb {
         let step = resolution.millis();
         let first_w = align_down(start_ms, step);
         let last_w = align_down(end_ms, step);
-        let snap = self.snap.read().clone();
+        let (snap, head_min) = {
+            let head = self.head.read();
+            (self.snap.read().clone(), head.min_t())
+        };
+        let raw_horizon = self
+            .newest_time()
+            .map_or(i64::MIN, |n| n.saturating_sub(self.opts.retention_raw_ms));
+        // A rollup block is used unless raw samples newer than it exist in its window
+        // (late out-of-order data not yet compacted) and are still retained; then the
+        // window is rolled up from raw samples instead.
+        let stale = |b: &Block| {
+            let (lo, hi) = (b.meta.range_start, b.meta.range_end);
+            hi > raw_horizon
+                && (head_min.is_some_and(|m| m < hi)
+                    || !snap.frozen.is_empty()
+                    || snap.blocks.iter().any(|r| {
+                        r.meta.kind == BlockKind::Raw
+                            && r.meta.seq > b.meta.seq
+                            && r.meta.range_start < hi
+                            && r.meta.range_end > lo
+                    }))
+        };
         let blocks: Vec<&Arc<Block>> = snap
             .blocks
             .iter()
@@ -627,6 +648,7 @@ impl Tsdb {
                 b.meta.kind == BlockKind::Rollup(resolution)
                     && b.meta.range_end > first_w
                     && b.meta.range_start <= last_w
+                    && !stale(b)
             })
             .collect();
         let mut acc: BTreeMap<Labels, BTreeMap<i64, RollupPoint>> = BTreeMap::new();
