@@ -146,7 +146,15 @@ pub(crate) struct BlockSeries {
     pub(crate) min_t: i64,
     pub(crate) max_t: i64,
     pub(crate) count: u32,
+    /// 0: the record holds its own timestamps; k > 0: the timestamps are those of
+    /// series `id - k` (series scraped together share one timestamp column).
+    ts_ref: u32,
 }
+
+/// Decoded shared timestamp columns, keyed by the owning series id.
+pub(crate) type TsCache = std::collections::HashMap<u32, std::sync::Arc<Vec<i64>>>;
+const TS_CACHE_MAX: usize = 4096;
+const SHARED_TS_MAX: usize = 1 << 16;
 
 fn pco_err(e: impl std::fmt::Display) -> Error {
     Error::Compress(e.to_string())
@@ -169,6 +177,8 @@ pub(crate) struct BlockWriter {
     off: u64,
     series: Vec<(Labels, BlockSeries)>,
     meta: BlockMeta,
+    /// Compressed timestamp columns already written, by the series that owns them.
+    shared_ts: std::collections::HashMap<Vec<u8>, u32>,
 }
 
 pub(crate) fn block_dir_name(seq: u64) -> String {
@@ -218,6 +228,7 @@ impl BlockWriter {
                 num_samples: 0,
                 parents,
             },
+            shared_ts: std::collections::HashMap::new(),
         })
     }
 
@@ -225,9 +236,9 @@ impl BlockWriter {
         &mut self,
         labels: &Labels,
         cols: &[Vec<u8>],
-        min_t: i64,
-        max_t: i64,
+        (min_t, max_t): (i64, i64),
         count: usize,
+        ts_ref: u32,
     ) -> Result<()> {
         let mut rec = Vec::with_capacity(cols.iter().map(|c| c.len() + 4).sum::<usize>() + 5);
         rec.push(cols.len() as u8);
@@ -250,6 +261,7 @@ impl BlockWriter {
                 min_t,
                 max_t,
                 count: count as u32,
+                ts_ref,
             },
         ));
         self.off += rec.len() as u64;
@@ -268,8 +280,17 @@ impl BlockWriter {
         let (Some(&min_t), Some(&max_t)) = (ts.first(), ts.last()) else {
             return Ok(());
         };
-        let cols = [compress_i64(ts)?, compress_f64(vals)?];
-        self.add_record(labels, &cols, min_t, max_t, ts.len())
+        let id = self.series.len() as u32;
+        let ts_col = compress_i64(ts)?;
+        if let Some(&src) = self.shared_ts.get(&ts_col) {
+            let cols = [compress_f64(vals)?];
+            return self.add_record(labels, &cols, (min_t, max_t), ts.len(), id - src);
+        }
+        if self.shared_ts.len() < SHARED_TS_MAX {
+            self.shared_ts.insert(ts_col.clone(), id);
+        }
+        let cols = [ts_col, compress_f64(vals)?];
+        self.add_record(labels, &cols, (min_t, max_t), ts.len(), 0)
     }
 
     pub(crate) fn add_rollup(&mut self, labels: &Labels, pts: &[RollupPoint]) -> Result<()> {
@@ -291,7 +312,7 @@ impl BlockWriter {
             i(|p| p.last_ts - p.t)?,
             fl(|p| p.increase)?,
         ];
-        self.add_record(labels, &cols, first.t, last.t, pts.len())
+        self.add_record(labels, &cols, (first.t, last.t), pts.len(), 0)
     }
 
     /// Writes index and meta, syncs everything and renames the block into place.
@@ -357,6 +378,7 @@ fn encode_index(series: &[(Labels, BlockSeries)]) -> Vec<u8> {
         put_varint(&mut sec, s.min_t);
         put_uvarint(&mut sec, s.max_t.wrapping_sub(s.min_t) as u64);
         put_uvarint(&mut sec, u64::from(s.count));
+        put_uvarint(&mut sec, u64::from(s.ts_ref));
     }
     push_section(&mut b, sec);
     b
@@ -485,12 +507,43 @@ impl Block {
     }
 
     /// The samples of local series `id`, in time order.
+    #[cfg(test)]
     pub(crate) fn read_raw(&self, id: u32) -> Result<Vec<(i64, f64)>> {
-        let n = self.series.get(id as usize).map_or(0, |s| s.count as usize);
-        let cols = self.read_cols(id, 2)?;
-        let ts: Vec<i64> = self.decode_col(&cols[0], n)?;
-        let vs: Vec<f64> = self.decode_col(&cols[1], n)?;
-        Ok(ts.into_iter().zip(vs).collect())
+        self.read_raw_cached(id, &mut TsCache::new())
+    }
+
+    /// Like `read_raw`, reusing timestamp columns shared between series through `cache`.
+    pub(crate) fn read_raw_cached(&self, id: u32, cache: &mut TsCache) -> Result<Vec<(i64, f64)>> {
+        let Some(entry) = self.series.get(id as usize) else {
+            return Err(Error::corrupt(&self.data_path, "series id out of range"));
+        };
+        let n = entry.count as usize;
+        let (ts, vs) = if entry.ts_ref == 0 {
+            let cols = self.read_cols(id, 2)?;
+            let ts: Vec<i64> = self.decode_col(&cols[0], n)?;
+            (
+                std::sync::Arc::new(ts),
+                self.decode_col::<f64>(&cols[1], n)?,
+            )
+        } else {
+            // checked against the series table when the block was opened
+            let src = id - entry.ts_ref;
+            let ts = match cache.get(&src) {
+                Some(ts) => ts.clone(),
+                None => {
+                    let cols = self.read_cols(src, 2)?;
+                    let ts = std::sync::Arc::new(self.decode_col::<i64>(&cols[0], n)?);
+                    if cache.len() >= TS_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(src, ts.clone());
+                    ts
+                }
+            };
+            let cols = self.read_cols(id, 1)?;
+            (ts, self.decode_col::<f64>(&cols[0], n)?)
+        };
+        Ok(ts.iter().copied().zip(vs).collect())
     }
 
     pub(crate) fn read_rollup(&self, id: u32) -> Result<Vec<RollupPoint>> {
@@ -592,6 +645,19 @@ fn decode_index(buf: &[u8], path: &Path) -> Result<(SymbolTable, Vec<BlockSeries
         let min_t = s.varint().ok_or_else(bad)?;
         let max_t = min_t.wrapping_add(s.uvarint().ok_or_else(bad)? as i64);
         let count = u32::try_from(s.uvarint().ok_or_else(bad)?).map_err(|_| bad())?;
+        let ts_ref = u32::try_from(s.uvarint().ok_or_else(bad)?).map_err(|_| bad())?;
+        let id = series.len() as u32;
+        if ts_ref > 0 {
+            let src: Option<&BlockSeries> = id
+                .checked_sub(ts_ref)
+                .and_then(|src| series.get(src as usize));
+            if src.is_none_or(|s| s.ts_ref != 0 || s.count != count) {
+                return Err(Error::corrupt(
+                    path,
+                    "shared timestamp reference is invalid",
+                ));
+            }
+        }
         series.push(BlockSeries {
             pairs: pairs.into_boxed_slice(),
             offset: off,
@@ -599,6 +665,7 @@ fn decode_index(buf: &[u8], path: &Path) -> Result<(SymbolTable, Vec<BlockSeries
             min_t,
             max_t,
             count,
+            ts_ref,
         });
     }
     if s.pos() != series_sec.len() {
@@ -653,6 +720,34 @@ mod tests {
             seal(&mut sealed);
             let _ = BlockMeta::decode(&sealed, p);
         }
+    }
+
+    #[test]
+    fn series_scraped_together_share_one_timestamp_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            BlockWriter::new(dir.path(), 1, BlockKind::Raw, 0, (0, 1_000_000), vec![]).unwrap();
+        let ts: Vec<i64> = (0..500).map(|i| i * 15_000 + i % 3).collect();
+        for i in 0..4 {
+            let vs: Vec<f64> = (0..500).map(|k| (k * i) as f64).collect();
+            w.add_raw(&labels(i), &ts, &vs).unwrap();
+        }
+        w.add_raw(&labels(9), &ts[..10], &[1.0; 10]).unwrap();
+        let b = w.finish().unwrap();
+        let refs: Vec<u32> = b.series.iter().map(|s| s.ts_ref).collect();
+        assert_eq!(refs, [0, 1, 2, 3, 0]);
+        let mut cache = TsCache::new();
+        for i in 0..4u32 {
+            let got = b.read_raw_cached(i, &mut cache).unwrap();
+            let want: Vec<(i64, f64)> = ts
+                .iter()
+                .enumerate()
+                .map(|(k, &t)| (t, (k as u32 * i) as f64))
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(b.read_raw(i).unwrap(), want);
+        }
+        assert_eq!(b.read_raw(4).unwrap().len(), 10);
     }
 
     #[test]

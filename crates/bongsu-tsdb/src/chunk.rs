@@ -81,9 +81,10 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// An appendable XOR chunk. Timestamps must be strictly increasing (checked by the head).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct XorChunk {
+/// An appendable Gorilla/XOR chunk of `(timestamp ms, f64)` samples. Timestamps must be
+/// strictly increasing; the head checks this before appending.
+#[derive(Debug, Clone)]
+pub struct XorChunk {
     bits: BitWriter,
     count: u16,
     t: i64,
@@ -94,15 +95,30 @@ pub(crate) struct XorChunk {
     min_t: i64,
 }
 
+impl Default for XorChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl XorChunk {
-    pub(crate) fn new() -> Self {
-        let mut c = Self::default();
-        c.bits.bytes.extend_from_slice(&[0, 0]);
-        c.leading = 0xff;
-        c
+    pub fn new() -> Self {
+        Self {
+            bits: BitWriter {
+                bytes: vec![0, 0],
+                used: 0,
+            },
+            count: 0,
+            t: 0,
+            delta: 0,
+            v: 0,
+            leading: 0xff,
+            trailing: 0,
+            min_t: 0,
+        }
     }
 
-    pub(crate) fn count(&self) -> u16 {
+    pub fn count(&self) -> u16 {
         self.count
     }
 
@@ -115,7 +131,7 @@ impl XorChunk {
     }
 
     /// The encoded bytes (header + bit stream).
-    pub(crate) fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         &self.bits.bytes
     }
 
@@ -127,9 +143,13 @@ impl XorChunk {
         self.bits.bytes.shrink_to_fit();
     }
 
-    /// Appends one sample; the caller guarantees `t` is greater than the previous one and
-    /// the chunk holds fewer than `u16::MAX` samples.
-    pub(crate) fn append(&mut self, t: i64, v: f64) {
+    /// Appends one sample; returns `false` (and stores nothing) when the chunk already
+    /// holds `u16::MAX` samples. Any timestamp sequence round-trips (arithmetic wraps), but
+    /// chunks are only compact for increasing, regular timestamps.
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        if self.count == u16::MAX {
+            return false;
+        }
         let vb = v.to_bits();
         match self.count {
             0 => {
@@ -151,6 +171,7 @@ impl XorChunk {
         let [a, b] = self.count.to_le_bytes();
         self.bits.bytes[0] = a;
         self.bits.bytes[1] = b;
+        true
     }
 
     fn write_dod(&mut self, dod: i64) {
@@ -202,14 +223,14 @@ impl XorChunk {
         }
     }
 
-    pub(crate) fn iter(&self) -> XorIter<'_> {
+    pub fn iter(&self) -> XorIter<'_> {
         XorIter::new(&self.bits.bytes)
     }
 }
 
 /// Decodes a chunk's bytes. Stops (returning `None`) at the end or at the first malformed
 /// bit; [`XorIter::is_corrupt`] tells the two apart. Never panics on arbitrary input.
-pub(crate) struct XorIter<'a> {
+pub struct XorIter<'a> {
     r: BitReader<'a>,
     remaining: u16,
     first: bool,
@@ -222,7 +243,8 @@ pub(crate) struct XorIter<'a> {
 }
 
 impl<'a> XorIter<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    /// Decodes chunk bytes as returned by [`XorChunk::bytes`].
+    pub fn new(bytes: &'a [u8]) -> Self {
         let (count, corrupt) = match bytes {
             [a, b, ..] => (u16::from_le_bytes([*a, *b]), false),
             _ => (0, true),
@@ -317,7 +339,7 @@ mod tests {
     fn encode(samples: &[(i64, u64)]) -> XorChunk {
         let mut c = XorChunk::new();
         for &(t, v) in samples {
-            c.append(t, f64::from_bits(v));
+            assert!(c.append(t, f64::from_bits(v)));
         }
         c
     }

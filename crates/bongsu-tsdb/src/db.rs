@@ -11,7 +11,7 @@ use std::time::Duration;
 use bongsu_model::{Labels, Sample};
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{Block, BlockKind, BlockWriter};
+use crate::block::{Block, BlockKind, BlockWriter, TsCache};
 use crate::codec::{seal, unseal, write_atomic, Cursor};
 use crate::head::{merge_first_wins, AppendOutcome, Drained, Head, HeadLimits};
 use crate::matcher::Matcher;
@@ -461,10 +461,11 @@ impl Tsdb {
                 )?,
             ));
         }
+        let mut caches: Vec<TsCache> = group.iter().map(|_| TsCache::new()).collect();
         for (labels, srcs) in all {
             let mut merged: Vec<(i64, f64)> = Vec::new();
             for (bi, id) in srcs {
-                let s = group[bi].read_raw(id)?;
+                let s = group[bi].read_raw_cached(id, &mut caches[bi])?;
                 merged = if merged.is_empty() {
                     s
                 } else {
@@ -566,6 +567,7 @@ impl Tsdb {
         for b in snap.blocks.iter().filter(|b| {
             b.meta.kind == BlockKind::Raw && b.meta.max_t >= start_ms && b.meta.min_t <= end_ms
         }) {
+            let mut cache = TsCache::new();
             for id in b.index.select(&b.syms, matchers).iter() {
                 let Some(e) = b.series.get(id as usize) else {
                     continue;
@@ -573,7 +575,7 @@ impl Tsdb {
                 if e.max_t < start_ms || e.min_t > end_ms {
                     continue;
                 }
-                let mut s = b.read_raw(id)?;
+                let mut s = b.read_raw_cached(id, &mut cache)?;
                 s.retain(|x| x.0 >= start_ms && x.0 <= end_ms);
                 if !s.is_empty() {
                     add(b.labels(id), s);
@@ -778,6 +780,10 @@ impl Tsdb {
                     u.raw_bytes += n;
                     u.raw_samples += b.meta.num_samples;
                     u.raw_blocks += 1;
+                    if b.meta.level > 0 {
+                        u.compacted_bytes += n;
+                        u.compacted_samples += b.meta.num_samples;
+                    }
                 }
                 BlockKind::Rollup(_) => {
                     u.rollup_bytes += n;
@@ -795,6 +801,9 @@ pub struct DiskUsage {
     pub raw_blocks: usize,
     pub raw_bytes: u64,
     pub raw_samples: u64,
+    /// The part of `raw_bytes`/`raw_samples` in compacted (level ≥ 1) blocks.
+    pub compacted_bytes: u64,
+    pub compacted_samples: u64,
     pub rollup_blocks: usize,
     pub rollup_bytes: u64,
 }

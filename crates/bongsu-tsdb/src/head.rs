@@ -95,7 +95,11 @@ impl HeadSeries {
                 });
             }
         }
-        self.open.get_or_insert_with(XorChunk::new).append(t, v);
+        let appended = self.open.get_or_insert_with(XorChunk::new).append(t, v);
+        debug_assert!(
+            appended,
+            "head chunks are closed at {MAX_CHUNK_SAMPLES} samples"
+        );
         self.max_t = t;
     }
 

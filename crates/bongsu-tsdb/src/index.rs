@@ -185,6 +185,40 @@ impl MemIndex {
     }
 }
 
+/// A standalone label index: label sets in, series ids out for matchers. The head and
+/// every block use the same structure internally.
+#[derive(Debug, Default, Clone)]
+pub struct LabelIndex {
+    syms: SymbolTable,
+    index: MemIndex,
+    next: u32,
+}
+
+impl LabelIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a series and returns its id (ids are assigned 0, 1, 2, ...).
+    pub fn insert(&mut self, labels: &Labels) -> u32 {
+        let pairs = self.syms.intern_labels(labels);
+        let id = self.next;
+        self.index.add(id, &pairs);
+        self.next += 1;
+        id
+    }
+
+    /// Ids of the series selected by all matchers, ascending.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<u32> {
+        self.index.select(&self.syms, matchers).iter().collect()
+    }
+
+    /// Number of series selected by all matchers.
+    pub fn count(&self, matchers: &[Matcher]) -> u64 {
+        self.index.select(&self.syms, matchers).len()
+    }
+}
+
 /// Cardinality statistics of the head, in the shape of Prometheus's `/api/v1/status/tsdb`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CardinalityStats {
