@@ -121,7 +121,7 @@ fn main() {
     let t0 = 1_700_006_400_000i64; // a day boundary
     let rss0 = rss_bytes();
     let start = Instant::now();
-    let mut head_peak = (0usize, 0u64, 0usize);
+    let mut head_peak = (bongsu_tsdb::HeadMemory::default(), 0u64);
     for step in 0..steps {
         let scrape = t0 + step * INTERVAL_MS;
         // each target's scrape jitters by a few milliseconds; all series of one scrape
@@ -137,9 +137,9 @@ fn main() {
         // measured before each pass, so the peak is the head at its fullest (just before a
         // cut, about 2 h 10 min of samples)
         if step % 40 == 39 {
-            let mem = db.head_memory_bytes();
-            if mem > head_peak.0 {
-                head_peak = (mem, rss_bytes().saturating_sub(rss0), db.head_series());
+            let mem = db.head_memory();
+            if mem.total() > head_peak.0.total() {
+                head_peak = (mem, rss_bytes().saturating_sub(rss0));
             }
             db.compact_now().unwrap_or_else(|e| panic!("{e}"));
         }
@@ -159,12 +159,26 @@ fn main() {
         u.raw_bytes as f64 / u.raw_samples.max(1) as f64
     );
     println!(
+        "compacted raw blocks: {} samples, {} bytes = {:.3} bytes/sample (meta + index + data)",
+        u.compacted_samples,
+        u.compacted_bytes,
+        u.compacted_bytes as f64 / u.compacted_samples.max(1) as f64
+    );
+    println!(
         "rollup blocks: {}, {} bytes = {:.3} bytes/raw sample",
         u.rollup_blocks,
         u.rollup_bytes,
         u.rollup_bytes as f64 / u.raw_samples.max(1) as f64
     );
-    let (mem, rss, series) = head_peak;
-    println!("head at its peak: {series} series, accounted {mem} bytes = {:.0} B/series; RSS growth {rss} bytes = {:.0} B/series",
-        mem as f64 / series.max(1) as f64, rss as f64 / series.max(1) as f64);
+    let (mem, rss) = head_peak;
+    println!(
+        "head at its peak: {} series, {:.0} B/series accounted (chunks {:.0}, series {:.0}, postings {:.0}, symbols {:.0}); process RSS growth {:.0} B/series (includes block indexes and allocator slack)",
+        mem.series,
+        mem.per_series(),
+        mem.chunk_bytes as f64 / mem.series.max(1) as f64,
+        mem.series_bytes as f64 / mem.series.max(1) as f64,
+        mem.index_bytes as f64 / mem.series.max(1) as f64,
+        mem.symbol_bytes as f64 / mem.series.max(1) as f64,
+        rss as f64 / mem.series.max(1) as f64
+    );
 }

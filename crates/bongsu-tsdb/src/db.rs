@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockKind, BlockWriter, TsCache};
 use crate::codec::{seal, unseal, write_atomic, Cursor};
-use crate::head::{merge_first_wins, AppendOutcome, Drained, Head, HeadLimits};
+use crate::head::{merge_first_wins, AppendOutcome, Drained, Head, HeadLimits, HeadMemory};
 use crate::matcher::Matcher;
 use crate::rollup::{rollup, Resolution, RollupPoint};
 use crate::{CardinalityStats, Error, Result};
@@ -755,9 +755,9 @@ impl Tsdb {
         self.head.read().stats(top)
     }
 
-    /// Approximate bytes held by the head.
-    pub fn head_memory_bytes(&self) -> usize {
-        self.head.read().memory_bytes()
+    /// Approximate memory held by the head, by part.
+    pub fn head_memory(&self) -> HeadMemory {
+        self.head.read().memory()
     }
 
     pub fn head_series(&self) -> usize {

@@ -184,6 +184,30 @@ pub struct AppendOutcome {
     pub out_of_window: u64,
 }
 
+/// Approximate memory held by the head, by part (see [`crate::Tsdb::head_memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    pub series: usize,
+    /// Encoded samples: closed and open XOR chunks and out-of-order buffers.
+    pub chunk_bytes: usize,
+    /// Per-series bookkeeping: structs, label references, lookup maps.
+    pub series_bytes: usize,
+    /// Postings bitmaps.
+    pub index_bytes: usize,
+    /// Interned label names and values.
+    pub symbol_bytes: usize,
+}
+
+impl HeadMemory {
+    pub fn total(&self) -> usize {
+        self.chunk_bytes + self.series_bytes + self.index_bytes + self.symbol_bytes
+    }
+
+    pub fn per_series(&self) -> f64 {
+        self.total() as f64 / self.series.max(1) as f64
+    }
+}
+
 /// A batch boundary: everything appended before it came from the log before `offsets`.
 #[derive(Debug, Clone)]
 struct Mark {
@@ -402,10 +426,32 @@ impl Head {
         self.series.values().filter_map(HeadSeries::min_t).min()
     }
 
-    /// Approximate bytes held by the head (series, chunks, index, symbols).
-    pub(crate) fn memory_bytes(&self) -> usize {
-        let series: usize = self.series.values().map(HeadSeries::memory_bytes).sum();
-        let index: usize = self
+    /// Approximate bytes held by the head, by part.
+    pub(crate) fn memory(&self) -> HeadMemory {
+        let chunk_bytes = self
+            .series
+            .values()
+            .map(|s| {
+                s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+                    + s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                    + s.ooo.capacity() * 16
+            })
+            .sum();
+        let series_bytes = self
+            .series
+            .values()
+            .map(|s| {
+                s.memory_bytes() - s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                    - s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+                    - s.ooo.capacity() * 16
+                    // the series map's slot and the by-labels map's entry and key
+                    + 8
+                    + 24
+                    + 16
+                    + s.pairs.len() * 8
+            })
+            .sum();
+        let index_bytes = self
             .index
             .names()
             .map(|(_, vals)| {
@@ -414,11 +460,13 @@ impl Head {
                     .sum::<usize>()
             })
             .sum();
-        series
-            + index
-            + self.syms.memory_bytes()
-            + self.by_pairs.len() * 40
-            + self.series.len() * 16
+        HeadMemory {
+            series: self.series.len(),
+            chunk_bytes,
+            series_bytes,
+            index_bytes,
+            symbol_bytes: self.syms.memory_bytes(),
+        }
     }
 
     pub(crate) fn stats(&self, top: usize) -> crate::CardinalityStats {

@@ -24,7 +24,7 @@ mod rollup;
 pub use chunk::{XorChunk, XorIter};
 pub use db::{CompactionReport, Compactor, DiskUsage, Options, RollupSeries, Series, Tsdb};
 pub use error::{Error, Result};
-pub use head::AppendOutcome;
+pub use head::{AppendOutcome, HeadMemory};
 pub use index::{CardinalityStats, LabelIndex};
 pub use matcher::{MatchOp, Matcher};
 pub use rollup::{increase, raw_increase, rollup, Resolution, RollupPoint};

@@ -257,5 +257,7 @@ fn stats_and_label_queries() {
         ["__name__", "instance"]
     );
     assert!(db.series(&[], 11, 100).unwrap().is_empty());
-    assert!(db.head_memory_bytes() > 0);
+    let m = db.head_memory();
+    assert_eq!(m.series, 3);
+    assert!(m.chunk_bytes > 0 && m.total() > m.chunk_bytes);
 }
