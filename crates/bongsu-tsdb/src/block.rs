@@ -164,8 +164,41 @@ fn compress_i64(v: &[i64]) -> Result<Vec<u8>> {
     pco::standalone::simpler_compress(v, pco::DEFAULT_COMPRESSION_LEVEL).map_err(pco_err)
 }
 
+/// Largest decimal exponent tried when storing floats as scaled integers.
+const MAX_DECIMALS: u8 = 6;
+const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+
+/// Mantissas when every value is exactly `m / 10^e` (bit for bit) with `|m| < 2^53`.
+fn as_decimals(v: &[f64], e: u8) -> Option<Vec<i64>> {
+    let scale = POW10[usize::from(e)];
+    v.iter()
+        .map(|&x| {
+            let m = (x * scale).round();
+            if !m.is_finite() || m.abs() >= 9_007_199_254_740_992.0 {
+                return None;
+            }
+            let m = m as i64;
+            ((m as f64 / scale).to_bits() == x.to_bits()).then_some(m)
+        })
+        .collect()
+}
+
+/// A float column: a mode byte, then pco bytes. Mode 0: the f64 values themselves.
+/// Mode `1 + e`: i64 mantissas `m` with each value exactly `m / 10^e` — counters and
+/// gauges exported with a few decimals compress far better as integers.
 fn compress_f64(v: &[f64]) -> Result<Vec<u8>> {
-    pco::standalone::simpler_compress(v, pco::DEFAULT_COMPRESSION_LEVEL).map_err(pco_err)
+    for e in 0..=MAX_DECIMALS {
+        if let Some(m) = as_decimals(v, e) {
+            let mut out = vec![1 + e];
+            out.extend(compress_i64(&m)?);
+            return Ok(out);
+        }
+    }
+    let mut out = vec![0];
+    out.extend(
+        pco::standalone::simpler_compress(v, pco::DEFAULT_COMPRESSION_LEVEL).map_err(pco_err)?,
+    );
+    Ok(out)
 }
 
 /// Writes a block into `<blocks>/.tmp-<seq>` and renames it to its final name when done.
@@ -494,6 +527,18 @@ impl Block {
             .collect()
     }
 
+    fn decode_f64(&self, col: &[u8], n: usize) -> Result<Vec<f64>> {
+        match col.split_first() {
+            Some((0, rest)) => self.decode_col::<f64>(rest, n),
+            Some((&mode, rest)) if mode <= 1 + MAX_DECIMALS => {
+                let scale = POW10[usize::from(mode - 1)];
+                let m = self.decode_col::<i64>(rest, n)?;
+                Ok(m.into_iter().map(|m| m as f64 / scale).collect())
+            }
+            _ => Err(Error::corrupt(&self.data_path, "unknown float column mode")),
+        }
+    }
+
     fn decode_col<T: pco::data_types::Number>(&self, col: &[u8], n: usize) -> Result<Vec<T>> {
         let v: Vec<T> = pco::standalone::simple_decompress(col)
             .map_err(|e| Error::corrupt(&self.data_path, format!("column does not decode: {e}")))?;
@@ -521,10 +566,7 @@ impl Block {
         let (ts, vs) = if entry.ts_ref == 0 {
             let cols = self.read_cols(id, 2)?;
             let ts: Vec<i64> = self.decode_col(&cols[0], n)?;
-            (
-                std::sync::Arc::new(ts),
-                self.decode_col::<f64>(&cols[1], n)?,
-            )
+            (std::sync::Arc::new(ts), self.decode_f64(&cols[1], n)?)
         } else {
             // checked against the series table when the block was opened
             let src = id - entry.ts_ref;
@@ -541,7 +583,7 @@ impl Block {
                 }
             };
             let cols = self.read_cols(id, 1)?;
-            (ts, self.decode_col::<f64>(&cols[0], n)?)
+            (ts, self.decode_f64(&cols[0], n)?)
         };
         Ok(ts.iter().copied().zip(vs).collect())
     }
@@ -550,7 +592,7 @@ impl Block {
         let n = self.series.get(id as usize).map_or(0, |s| s.count as usize);
         let cols = self.read_cols(id, ROLLUP_COLS)?;
         let i = |k: usize| self.decode_col::<i64>(&cols[k], n);
-        let f = |k: usize| self.decode_col::<f64>(&cols[k], n);
+        let f = |k: usize| self.decode_f64(&cols[k], n);
         let (t, count, sum, min, max, first, last, fts, lts, inc) = (
             i(0)?,
             i(1)?,
@@ -748,6 +790,33 @@ mod tests {
             assert_eq!(b.read_raw(i).unwrap(), want);
         }
         assert_eq!(b.read_raw(4).unwrap().len(), 10);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn float_columns_round_trip_bit_exactly(v in proptest::collection::vec(prop_oneof![
+            any::<f64>(), (-100_000i64..100_000).prop_map(|m| m as f64 / 100.0),
+            (0u32..1000).prop_map(f64::from), Just(-0.0), Just(f64::from_bits(STALE_NAN_BITS))], 1..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = BlockWriter::new(dir.path(), 1, BlockKind::Raw, 0, (0, 1000), vec![]).unwrap();
+            let ts: Vec<i64> = (0..v.len() as i64).collect();
+            w.add_raw(&labels(0), &ts, &v).unwrap();
+            let b = w.finish().unwrap();
+            let got: Vec<u64> = b.read_raw(0).unwrap().iter().map(|s| s.1.to_bits()).collect();
+            prop_assert_eq!(got, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn decimal_values_are_stored_as_integers() {
+        let v: Vec<f64> = (0..100)
+            .map(|i| f64::from(i * 7) / 100.0 + 1234.5)
+            .collect();
+        assert_eq!(compress_f64(&v).unwrap()[0], 3);
+        assert_eq!(compress_f64(&[1.0, 2.0]).unwrap()[0], 1);
+        assert_eq!(compress_f64(&[0.1 + 0.2]).unwrap()[0], 0);
+        assert_eq!(compress_f64(&[-0.0]).unwrap()[0], 0);
     }
 
     #[test]
