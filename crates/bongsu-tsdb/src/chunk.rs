@@ -15,9 +15,18 @@ struct BitWriter {
 }
 
 impl BitWriter {
+    /// Adds a zero byte, growing the buffer in small steps: head chunks stay small and
+    /// doubling would waste up to half of each open chunk.
+    fn push_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact(32);
+        }
+        self.bytes.push(0);
+    }
+
     fn write_bit(&mut self, bit: bool) {
         if self.used == 0 {
-            self.bytes.push(0);
+            self.push_byte();
         }
         if bit {
             if let Some(last) = self.bytes.last_mut() {
@@ -32,7 +41,7 @@ impl BitWriter {
         let mut n = n;
         while n > 0 {
             if self.used == 0 {
-                self.bytes.push(0);
+                self.push_byte();
             }
             let free = 8 - self.used;
             let take = free.min(n);

@@ -88,6 +88,10 @@ impl HeadSeries {
         {
             if let Some(mut o) = self.open.take() {
                 o.shrink();
+                // a series holds a handful of closed chunks: grow one slot at a time
+                if self.closed.len() == self.closed.capacity() {
+                    self.closed.reserve_exact(1);
+                }
                 self.closed.push(ClosedChunk {
                     min_t: o.min_t(),
                     max_t: o.max_t(),
@@ -105,9 +109,9 @@ impl HeadSeries {
 
     /// Rebuilds the chunks from time-sorted samples.
     fn rebuild(&mut self, samples: &[(i64, f64)]) {
-        self.closed.clear();
+        self.closed = Vec::new();
         self.open = None;
-        self.ooo.clear();
+        self.ooo = Vec::new();
         let max_t = self.max_t;
         for &(t, v) in samples {
             self.push_in_order(t, v);
