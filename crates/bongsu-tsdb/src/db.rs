@@ -76,6 +76,14 @@ impl Options {
             }
             prev = r;
         }
+        let longest = self.compaction_ranges_ms.last().copied().unwrap_or(d);
+        if self.retention_raw_ms <= longest.saturating_add(d) {
+            return Err(Error::Config(format!(
+                "tsdb.retention_raw_ms {} must exceed the longest compaction range plus one block ({} ms): rollups are rebuilt from raw samples when a window is compacted",
+                self.retention_raw_ms,
+                longest.saturating_add(d)
+            )));
+        }
         if self.ooo_window_ms < 0 {
             return Err(Error::Config(
                 "tsdb.ooo_window_ms must not be negative".into(),

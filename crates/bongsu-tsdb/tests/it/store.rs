@@ -165,7 +165,14 @@ fn rollup_increase_equals_raw_increase_after_compaction() {
 #[test]
 fn retention_deletes_whole_blocks_and_rollups_outlive_raw() {
     let dir = tempfile::tempdir().unwrap();
+    let bad = Options {
+        retention_raw_ms: 2 * DAY,
+        ..Options::default()
+    };
+    let err = Tsdb::open(dir.path(), bad).unwrap_err().to_string();
+    assert!(err.contains("retention_raw_ms"), "{err}");
     let opts = Options {
+        compaction_ranges_ms: vec![DAY],
         retention_raw_ms: 2 * DAY,
         retention_5m_ms: 5 * DAY / 2,
         ..Options::default()
