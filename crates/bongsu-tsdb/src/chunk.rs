@@ -1,0 +1,414 @@
+//! Gorilla/XOR chunk: delta-of-delta timestamps and XOR-compressed float bits.
+//!
+//! Layout (see docs/formats/tsdb.md, "XOR chunk"): a little-endian `u16` sample count
+//! followed by a bit stream written most-significant bit first. Values are stored as raw
+//! `f64` bits, so NaN payloads, ±Inf and the staleness marker survive bit-exactly.
+
+/// Samples per head chunk before it is closed and a new one opened.
+pub(crate) const MAX_CHUNK_SAMPLES: u16 = 120;
+
+#[derive(Debug, Clone, Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (0 means the last byte is full or there is none).
+    used: u8,
+}
+
+impl BitWriter {
+    /// Adds a zero byte, growing the buffer in small steps: head chunks stay small and
+    /// doubling would waste up to half of each open chunk.
+    fn push_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact(32);
+        }
+        self.bytes.push(0);
+    }
+
+    fn write_bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.push_byte();
+        }
+        if bit {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 0x80 >> self.used;
+            }
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    /// Writes the low `n` bits of `v`, most significant first.
+    fn write_bits(&mut self, v: u64, n: u8) {
+        let mut n = n;
+        while n > 0 {
+            if self.used == 0 {
+                self.push_byte();
+            }
+            let free = 8 - self.used;
+            let take = free.min(n);
+            let shift = n - take;
+            let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            n -= take;
+        }
+    }
+}
+
+pub(crate) struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    fn read_bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.pos / 8)?;
+        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
+        self.pos += 1;
+        Some(bit)
+    }
+
+    fn read_bits(&mut self, n: u8) -> Option<u64> {
+        let mut v = 0u64;
+        let mut n = n;
+        while n > 0 {
+            let byte = *self.bytes.get(self.pos / 8)?;
+            let off = (self.pos % 8) as u8;
+            let avail = 8 - off;
+            let take = avail.min(n);
+            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
+            v = (v << take) | u64::from(bits);
+            self.pos += usize::from(take);
+            n -= take;
+        }
+        Some(v)
+    }
+}
+
+/// An appendable Gorilla/XOR chunk of `(timestamp ms, f64)` samples. Timestamps must be
+/// strictly increasing; the head checks this before appending.
+#[derive(Debug, Clone)]
+pub struct XorChunk {
+    bits: BitWriter,
+    count: u16,
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+    min_t: i64,
+}
+
+impl Default for XorChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorChunk {
+    pub fn new() -> Self {
+        Self {
+            bits: BitWriter {
+                bytes: vec![0, 0],
+                used: 0,
+            },
+            count: 0,
+            t: 0,
+            delta: 0,
+            v: 0,
+            leading: 0xff,
+            trailing: 0,
+            min_t: 0,
+        }
+    }
+
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    pub(crate) fn min_t(&self) -> i64 {
+        self.min_t
+    }
+
+    pub(crate) fn max_t(&self) -> i64 {
+        self.t
+    }
+
+    /// The encoded bytes (header + bit stream).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bits.bytes
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.bits.bytes.capacity()
+    }
+
+    pub(crate) fn shrink(&mut self) {
+        self.bits.bytes.shrink_to_fit();
+    }
+
+    /// Appends one sample; returns `false` (and stores nothing) when the chunk already
+    /// holds `u16::MAX` samples. Any timestamp sequence round-trips (arithmetic wraps), but
+    /// chunks are only compact for increasing, regular timestamps.
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        if self.count == u16::MAX {
+            return false;
+        }
+        let vb = v.to_bits();
+        match self.count {
+            0 => {
+                self.bits.write_bits(t as u64, 64);
+                self.bits.write_bits(vb, 64);
+                self.min_t = t;
+            }
+            _ => {
+                let delta = t.wrapping_sub(self.t);
+                let dod = delta.wrapping_sub(self.delta);
+                self.write_dod(dod);
+                self.write_xor(vb);
+                self.delta = delta;
+            }
+        }
+        self.t = t;
+        self.v = vb;
+        self.count += 1;
+        let [a, b] = self.count.to_le_bytes();
+        self.bits.bytes[0] = a;
+        self.bits.bytes[1] = b;
+        true
+    }
+
+    fn write_dod(&mut self, dod: i64) {
+        let w = &mut self.bits;
+        let fits = |bits: u32| {
+            let lim = 1i64 << (bits - 1);
+            (-lim..lim).contains(&dod)
+        };
+        if dod == 0 {
+            w.write_bit(false);
+        } else if fits(7) {
+            w.write_bits(0b10, 2);
+            w.write_bits(dod as u64, 7);
+        } else if fits(14) {
+            w.write_bits(0b110, 3);
+            w.write_bits(dod as u64, 14);
+        } else if fits(20) {
+            w.write_bits(0b1110, 4);
+            w.write_bits(dod as u64, 20);
+        } else {
+            w.write_bits(0b1111, 4);
+            w.write_bits(dod as u64, 64);
+        }
+    }
+
+    fn write_xor(&mut self, vb: u64) {
+        let xor = vb ^ self.v;
+        let w = &mut self.bits;
+        if xor == 0 {
+            w.write_bit(false);
+            return;
+        }
+        w.write_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            w.write_bit(false);
+            let sig = 64 - self.leading - self.trailing;
+            w.write_bits(xor >> self.trailing, sig);
+        } else {
+            w.write_bit(true);
+            let sig = 64 - leading - trailing;
+            w.write_bits(u64::from(leading), 5);
+            // 64 significant bits are written as 0 (they cannot be 0 otherwise).
+            w.write_bits(u64::from(sig % 64), 6);
+            w.write_bits(xor >> trailing, sig);
+            self.leading = leading;
+            self.trailing = trailing;
+        }
+    }
+
+    pub fn iter(&self) -> XorIter<'_> {
+        XorIter::new(&self.bits.bytes)
+    }
+}
+
+/// Decodes a chunk's bytes. Stops (returning `None`) at the end or at the first malformed
+/// bit; [`XorIter::is_corrupt`] tells the two apart. Never panics on arbitrary input.
+pub struct XorIter<'a> {
+    r: BitReader<'a>,
+    remaining: u16,
+    first: bool,
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+    corrupt: bool,
+}
+
+impl<'a> XorIter<'a> {
+    /// Decodes chunk bytes as returned by [`XorChunk::bytes`].
+    pub fn new(bytes: &'a [u8]) -> Self {
+        let (count, corrupt) = match bytes {
+            [a, b, ..] => (u16::from_le_bytes([*a, *b]), false),
+            _ => (0, true),
+        };
+        Self {
+            r: BitReader::new(bytes.get(2..).unwrap_or(&[])),
+            remaining: count,
+            first: true,
+            t: 0,
+            delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+            corrupt,
+        }
+    }
+
+    fn next_inner(&mut self) -> Option<(i64, f64)> {
+        if self.first {
+            self.first = false;
+            self.t = self.r.read_bits(64)? as i64;
+            self.v = self.r.read_bits(64)?;
+            return Some((self.t, f64::from_bits(self.v)));
+        }
+        let dod = if !self.r.read_bit()? {
+            0
+        } else if !self.r.read_bit()? {
+            sign_extend(self.r.read_bits(7)?, 7)
+        } else if !self.r.read_bit()? {
+            sign_extend(self.r.read_bits(14)?, 14)
+        } else if !self.r.read_bit()? {
+            sign_extend(self.r.read_bits(20)?, 20)
+        } else {
+            self.r.read_bits(64)? as i64
+        };
+        self.delta = self.delta.wrapping_add(dod);
+        self.t = self.t.wrapping_add(self.delta);
+        if self.r.read_bit()? {
+            if self.r.read_bit()? {
+                self.leading = self.r.read_bits(5)? as u8;
+                let sig = self.r.read_bits(6)? as u8;
+                let sig = if sig == 0 { 64 } else { sig };
+                if u32::from(self.leading) + u32::from(sig) > 64 {
+                    return None;
+                }
+                self.trailing = 64 - self.leading - sig;
+            }
+            let sig = 64 - self.leading - self.trailing;
+            let bits = self.r.read_bits(sig)?;
+            let xor = if self.trailing >= 64 {
+                0
+            } else {
+                bits << self.trailing
+            };
+            self.v ^= xor;
+        }
+        Some((self.t, f64::from_bits(self.v)))
+    }
+}
+
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    ((v << shift) as i64) >> shift
+}
+
+impl Iterator for XorIter<'_> {
+    type Item = (i64, f64);
+
+    fn next(&mut self) -> Option<(i64, f64)> {
+        if self.remaining == 0 || self.corrupt {
+            return None;
+        }
+        match self.next_inner() {
+            Some(s) => {
+                self.remaining -= 1;
+                Some(s)
+            }
+            None => {
+                self.corrupt = true;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bongsu_model::STALE_NAN_BITS;
+    use proptest::prelude::*;
+
+    fn encode(samples: &[(i64, u64)]) -> XorChunk {
+        let mut c = XorChunk::new();
+        for &(t, v) in samples {
+            assert!(c.append(t, f64::from_bits(v)));
+        }
+        c
+    }
+
+    #[test]
+    fn special_values_survive_bit_exactly() {
+        let vals = [
+            STALE_NAN_BITS,
+            f64::NAN.to_bits(),
+            f64::INFINITY.to_bits(),
+            f64::NEG_INFINITY.to_bits(),
+            0,
+            (-0.0f64).to_bits(),
+            1.5f64.to_bits(),
+            0x7ff8_dead_beef_0001,
+        ];
+        let samples: Vec<_> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (1_000 + 15_000 * i as i64, v))
+            .collect();
+        let c = encode(&samples);
+        let got: Vec<_> = c.iter().map(|(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(got, samples);
+        assert_eq!(c.min_t(), 1_000);
+        assert_eq!(c.max_t(), 1_000 + 15_000 * 7);
+    }
+
+    #[test]
+    fn regular_series_is_small() {
+        let samples: Vec<_> = (0..120)
+            .map(|i| (1_700_000_000_000 + i * 15_000, (100.0 + i as f64).to_bits()))
+            .collect();
+        let c = encode(&samples);
+        assert!(c.bytes().len() < 120 * 3, "{} bytes", c.bytes().len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn round_trip(start in any::<i64>(), deltas in proptest::collection::vec(
+            prop_oneof![Just(15_000i64), 14_990i64..15_010, 1i64..100_000, 1i64..i64::MAX / 200], 0..200),
+            vals in proptest::collection::vec(prop_oneof![
+                any::<u64>(), Just(STALE_NAN_BITS), Just(f64::INFINITY.to_bits()),
+                (0u32..1000).prop_map(|x| f64::from(x).to_bits())], 200)) {
+            let mut t = start;
+            let mut samples = Vec::new();
+            for (d, v) in deltas.iter().zip(vals) {
+                samples.push((t, v));
+                match t.checked_add(*d) { Some(n) => t = n, None => break }
+            }
+            let c = encode(&samples);
+            let got: Vec<_> = c.iter().map(|(t, v)| (t, v.to_bits())).collect();
+            prop_assert_eq!(got, samples);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let n = XorIter::new(&bytes).count();
+            prop_assert!(n <= usize::from(u16::MAX));
+        }
+    }
+}

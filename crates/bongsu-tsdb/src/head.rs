@@ -1,0 +1,592 @@
+//! The head: in-memory series with open XOR chunks and a small out-of-order buffer.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bongsu_model::{Labels, Sample, METRIC_NAME};
+use roaring::RoaringBitmap;
+
+use crate::chunk::{XorChunk, XorIter, MAX_CHUNK_SAMPLES};
+use crate::index::{MemIndex, SymbolTable};
+use crate::matcher::Matcher;
+use crate::{Error, Result};
+
+/// Out-of-order samples buffered per series before they are merged into the chunks.
+const OOO_MERGE_AT: usize = 32;
+
+#[derive(Debug, Clone)]
+struct ClosedChunk {
+    bytes: Box<[u8]>,
+    min_t: i64,
+    max_t: i64,
+}
+
+#[derive(Debug)]
+struct HeadSeries {
+    pairs: Box<[(u32, u32)]>,
+    closed: Vec<ClosedChunk>,
+    open: Option<XorChunk>,
+    ooo: Vec<(i64, f64)>,
+    max_t: i64,
+}
+
+impl HeadSeries {
+    fn new(pairs: Box<[(u32, u32)]>) -> Self {
+        Self {
+            pairs,
+            closed: Vec::new(),
+            open: None,
+            ooo: Vec::new(),
+            max_t: i64::MIN,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+    }
+
+    fn min_t(&self) -> Option<i64> {
+        let c = self
+            .closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.open.as_ref().map(|o| o.min_t()));
+        let o = self.ooo.iter().map(|s| s.0).min();
+        match (c, o) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// In-order chunk samples (without the OOO buffer), time-sorted.
+    fn chunk_samples(&self) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        for c in &self.closed {
+            out.extend(XorIter::new(&c.bytes));
+        }
+        if let Some(o) = &self.open {
+            out.extend(o.iter());
+        }
+        out
+    }
+
+    /// All samples, time-sorted; on equal timestamps the chunk sample (written first) wins.
+    fn samples(&self) -> Vec<(i64, f64)> {
+        let chunk = self.chunk_samples();
+        if self.ooo.is_empty() {
+            return chunk;
+        }
+        let mut ooo = self.ooo.clone();
+        ooo.sort_by_key(|s| s.0);
+        merge_first_wins(&chunk, &ooo)
+    }
+
+    fn push_in_order(&mut self, t: i64, v: f64) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.count() >= MAX_CHUNK_SAMPLES)
+        {
+            if let Some(mut o) = self.open.take() {
+                o.shrink();
+                // a series holds a handful of closed chunks: grow one slot at a time
+                if self.closed.len() == self.closed.capacity() {
+                    self.closed.reserve_exact(1);
+                }
+                self.closed.push(ClosedChunk {
+                    min_t: o.min_t(),
+                    max_t: o.max_t(),
+                    bytes: o.bytes().into(),
+                });
+            }
+        }
+        let appended = self.open.get_or_insert_with(XorChunk::new).append(t, v);
+        debug_assert!(
+            appended,
+            "head chunks are closed at {MAX_CHUNK_SAMPLES} samples"
+        );
+        self.max_t = t;
+    }
+
+    /// Rebuilds the chunks from time-sorted samples.
+    fn rebuild(&mut self, samples: &[(i64, f64)]) {
+        self.closed = Vec::new();
+        self.open = None;
+        self.ooo = Vec::new();
+        let max_t = self.max_t;
+        for &(t, v) in samples {
+            self.push_in_order(t, v);
+        }
+        self.max_t = max_t.max(self.max_t);
+    }
+
+    fn contains(&self, t: i64) -> bool {
+        if self.ooo.iter().any(|s| s.0 == t) {
+            return true;
+        }
+        let in_chunk = |bytes: &[u8]| XorIter::new(bytes).any(|s| s.0 == t);
+        self.closed
+            .iter()
+            .any(|c| c.min_t <= t && t <= c.max_t && in_chunk(&c.bytes))
+            || self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.min_t() <= t && t <= o.max_t() && in_chunk(o.bytes()))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.pairs.len() * 8
+            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+            + self.open.as_ref().map_or(0, |o| o.memory_bytes())
+            + self.ooo.capacity() * 16
+    }
+}
+
+/// Merges two time-sorted runs; on equal timestamps `first` wins.
+pub(crate) fn merge_first_wins(first: &[(i64, f64)], second: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    let (mut i, mut j) = (0, 0);
+    while i < first.len() && j < second.len() {
+        match first[i].0.cmp(&second[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(first[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(second[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(first[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&first[i..]);
+    out.extend_from_slice(&second[j..]);
+    out
+}
+
+/// Limits and the out-of-order window applied by the head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    pub(crate) max_series: usize,
+    pub(crate) max_series_per_metric: usize,
+    pub(crate) ooo_window_ms: i64,
+}
+
+/// What one `append` call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Samples stored.
+    pub appended: u64,
+    /// Samples whose (series, timestamp) was already stored; the first value is kept.
+    pub duplicates: u64,
+    /// Samples older than the out-of-order window; refused.
+    pub out_of_window: u64,
+}
+
+/// Approximate memory held by the head, by part (see [`crate::Tsdb::head_memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    pub series: usize,
+    /// Encoded samples: closed and open XOR chunks and out-of-order buffers.
+    pub chunk_bytes: usize,
+    /// Per-series bookkeeping: structs, label references, lookup maps.
+    pub series_bytes: usize,
+    /// Postings bitmaps.
+    pub index_bytes: usize,
+    /// Interned label names and values.
+    pub symbol_bytes: usize,
+}
+
+impl HeadMemory {
+    pub fn total(&self) -> usize {
+        self.chunk_bytes + self.series_bytes + self.index_bytes + self.symbol_bytes
+    }
+
+    pub fn per_series(&self) -> f64 {
+        self.total() as f64 / self.series.max(1) as f64
+    }
+}
+
+/// A batch boundary: everything appended before it came from the log before `offsets`.
+#[derive(Debug, Clone)]
+struct Mark {
+    offsets: BTreeMap<u32, u64>,
+    max_t: i64,
+}
+
+/// Samples drained from the head by a cut, sorted by labels.
+pub(crate) type Drained = Vec<(Labels, Vec<(i64, f64)>)>;
+
+#[derive(Debug)]
+pub(crate) struct Head {
+    syms: SymbolTable,
+    index: MemIndex,
+    series: HashMap<u32, HeadSeries>,
+    by_pairs: HashMap<Box<[(u32, u32)]>, u32>,
+    per_metric: HashMap<u32, usize>,
+    next_id: u32,
+    limits: HeadLimits,
+    /// Offsets as of the latest mark.
+    offsets: BTreeMap<u32, u64>,
+    marks: VecDeque<Mark>,
+    pending_max_t: i64,
+    pub(crate) out_of_window_total: u64,
+    pub(crate) duplicates_total: u64,
+    pub(crate) samples_total: u64,
+}
+
+impl Head {
+    pub(crate) fn new(limits: HeadLimits, offsets: BTreeMap<u32, u64>) -> Self {
+        Self {
+            syms: SymbolTable::default(),
+            index: MemIndex::default(),
+            series: HashMap::new(),
+            by_pairs: HashMap::new(),
+            per_metric: HashMap::new(),
+            next_id: 0,
+            limits,
+            offsets,
+            marks: VecDeque::new(),
+            pending_max_t: i64::MIN,
+            out_of_window_total: 0,
+            duplicates_total: 0,
+            samples_total: 0,
+        }
+    }
+
+    fn get_or_create(&mut self, labels: &Labels) -> Result<u32> {
+        if let Some(pairs) = self.syms.lookup_labels(labels) {
+            if let Some(&id) = self.by_pairs.get(&pairs) {
+                return Ok(id);
+            }
+        }
+        if self.series.len() >= self.limits.max_series {
+            return Err(Error::SeriesLimit {
+                limit: self.limits.max_series,
+            });
+        }
+        let metric = labels.metric_name().unwrap_or("");
+        let metric_sym = self.syms.lookup(metric);
+        if let Some(&n) = metric_sym.and_then(|m| self.per_metric.get(&m)) {
+            if n >= self.limits.max_series_per_metric {
+                return Err(Error::MetricSeriesLimit {
+                    metric: metric.to_owned(),
+                    limit: self.limits.max_series_per_metric,
+                });
+            }
+        }
+        let pairs = self.syms.intern_labels(labels);
+        let metric_sym = self.syms.intern(metric);
+        *self.per_metric.entry(metric_sym).or_default() += 1;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.index.add(id, &pairs);
+        self.by_pairs.insert(pairs.clone(), id);
+        self.series.insert(id, HeadSeries::new(pairs));
+        Ok(id)
+    }
+
+    pub(crate) fn append(&mut self, labels: &Labels, samples: &[Sample]) -> Result<AppendOutcome> {
+        let mut out = AppendOutcome::default();
+        if samples.is_empty() {
+            return Ok(out);
+        }
+        let id = self.get_or_create(labels)?;
+        let window = self.limits.ooo_window_ms;
+        let Some(s) = self.series.get_mut(&id) else {
+            return Ok(out);
+        };
+        for smp in samples {
+            let (t, v) = (smp.timestamp_ms, smp.value);
+            if s.max_t == i64::MIN || t > s.max_t {
+                s.push_in_order(t, v);
+            } else if t == s.max_t {
+                out.duplicates += 1;
+                continue;
+            } else if t < s.max_t.saturating_sub(window) {
+                out.out_of_window += 1;
+                continue;
+            } else if s.contains(t) {
+                out.duplicates += 1;
+                continue;
+            } else {
+                s.ooo.push((t, v));
+                if s.ooo.len() >= OOO_MERGE_AT {
+                    let all = s.samples();
+                    s.rebuild(&all);
+                }
+            }
+            out.appended += 1;
+            self.pending_max_t = self.pending_max_t.max(t);
+        }
+        self.out_of_window_total += out.out_of_window;
+        self.duplicates_total += out.duplicates;
+        self.samples_total += out.appended;
+        Ok(out)
+    }
+
+    /// Records that everything appended so far came from the log before `offsets`.
+    pub(crate) fn mark_applied(&mut self, offsets: &[(u32, u64)]) {
+        for &(p, o) in offsets {
+            let e = self.offsets.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+        self.marks.push_back(Mark {
+            offsets: self.offsets.clone(),
+            max_t: self.pending_max_t,
+        });
+        self.pending_max_t = i64::MIN;
+    }
+
+    /// Removes and returns every sample older than `boundary`, and the log offsets that are
+    /// safe to record once those samples are durable (every batch before them had all of
+    /// its samples below the boundary). `None` when no mark became safe.
+    pub(crate) fn drain_before(&mut self, boundary: i64) -> (Drained, Option<BTreeMap<u32, u64>>) {
+        let mut safe = None;
+        while self.marks.front().is_some_and(|m| m.max_t < boundary) {
+            safe = self.marks.pop_front().map(|m| m.offsets);
+        }
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (&id, s) in self.series.iter_mut() {
+            if s.min_t().is_none_or(|m| m >= boundary) {
+                if s.is_empty() {
+                    gone.push(id);
+                }
+                continue;
+            }
+            let all = s.samples();
+            let split = all.partition_point(|x| x.0 < boundary);
+            let (old, new) = all.split_at(split);
+            out.push((self.syms.labels(&s.pairs), old.to_vec()));
+            s.rebuild(new);
+            if s.is_empty() {
+                gone.push(id);
+            }
+        }
+        for id in gone {
+            self.remove_series(id);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        (out, safe)
+    }
+
+    fn remove_series(&mut self, id: u32) {
+        if let Some(s) = self.series.remove(&id) {
+            self.index.remove(id, &s.pairs);
+            self.by_pairs.remove(&s.pairs);
+            let metric = self
+                .syms
+                .lookup(METRIC_NAME)
+                .and_then(|n| s.pairs.iter().find(|p| p.0 == n).map(|p| p.1));
+            let key = metric.or_else(|| self.syms.lookup(""));
+            if let Some(k) = key {
+                if let Some(c) = self.per_metric.get_mut(&k) {
+                    *c = c.saturating_sub(1);
+                    if *c == 0 {
+                        self.per_metric.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn select_ids(&self, matchers: &[Matcher]) -> RoaringBitmap {
+        self.index.select(&self.syms, matchers)
+    }
+
+    pub(crate) fn labels(&self, id: u32) -> Option<Labels> {
+        self.series.get(&id).map(|s| self.syms.labels(&s.pairs))
+    }
+
+    /// Samples of series `id` within `[start, end]`.
+    pub(crate) fn samples(&self, id: u32, start: i64, end: i64) -> Vec<(i64, f64)> {
+        let Some(s) = self.series.get(&id) else {
+            return Vec::new();
+        };
+        let mut all = s.samples();
+        all.retain(|x| x.0 >= start && x.0 <= end);
+        all
+    }
+
+    pub(crate) fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
+    pub(crate) fn max_t(&self) -> Option<i64> {
+        self.series
+            .values()
+            .map(|s| s.max_t)
+            .filter(|&t| t != i64::MIN)
+            .max()
+    }
+
+    pub(crate) fn min_t(&self) -> Option<i64> {
+        self.series.values().filter_map(HeadSeries::min_t).min()
+    }
+
+    /// Approximate bytes held by the head, by part.
+    pub(crate) fn memory(&self) -> HeadMemory {
+        let chunk_bytes = self
+            .series
+            .values()
+            .map(|s| {
+                s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+                    + s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                    + s.ooo.capacity() * 16
+            })
+            .sum();
+        let series_bytes = self
+            .series
+            .values()
+            .map(|s| {
+                s.memory_bytes() - s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                    - s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+                    - s.ooo.capacity() * 16
+                    // the series map's slot and the by-labels map's entry and key
+                    + 8
+                    + 24
+                    + 16
+                    + s.pairs.len() * 8
+            })
+            .sum();
+        let index_bytes = self
+            .index
+            .names()
+            .map(|(_, vals)| {
+                vals.values()
+                    .map(|p| p.serialized_size() + 48)
+                    .sum::<usize>()
+            })
+            .sum();
+        HeadMemory {
+            series: self.series.len(),
+            chunk_bytes,
+            series_bytes,
+            index_bytes,
+            symbol_bytes: self.syms.memory_bytes(),
+        }
+    }
+
+    pub(crate) fn stats(&self, top: usize) -> crate::CardinalityStats {
+        let (num_pairs, [by_metric, value_counts, memory, pairs]) =
+            crate::index::cardinality(&self.syms, &self.index, top);
+        crate::CardinalityStats {
+            num_series: self.series.len() as u64,
+            num_label_pairs: num_pairs,
+            num_symbols: self.syms.len() as u64,
+            chunk_count: self
+                .series
+                .values()
+                .map(|s| s.closed.len() as u64 + u64::from(s.open.is_some()))
+                .sum(),
+            min_time_ms: self.min_t(),
+            max_time_ms: self.max_t(),
+            series_count_by_metric_name: by_metric,
+            label_value_count_by_label_name: value_counts,
+            memory_in_bytes_by_label_name: memory,
+            series_count_by_label_value_pair: pairs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(window: i64) -> Head {
+        Head::new(
+            HeadLimits {
+                max_series: 3,
+                max_series_per_metric: 2,
+                ooo_window_ms: window,
+            },
+            BTreeMap::new(),
+        )
+    }
+
+    fn l(name: &str, i: &str) -> Labels {
+        Labels::from_pairs([("__name__", name), ("i", i)]).unwrap()
+    }
+
+    #[test]
+    fn out_of_order_within_window_is_merged_beyond_is_refused() {
+        let mut h = head(1_000);
+        let s = |t, v| Sample::new(t, v);
+        let o = h
+            .append(
+                &l("m", "a"),
+                &[
+                    s(5_000, 1.0),
+                    s(4_500, 2.0),
+                    s(3_000, 3.0),
+                    s(5_000, 9.0),
+                    s(4_500, 8.0),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            AppendOutcome {
+                appended: 2,
+                duplicates: 2,
+                out_of_window: 1
+            }
+        );
+        let id = h.select_ids(&[]).iter().next().unwrap();
+        assert_eq!(
+            h.samples(id, i64::MIN, i64::MAX),
+            [(4_500, 2.0), (5_000, 1.0)]
+        );
+        // many out-of-order samples force a merge into the chunks
+        let many: Vec<_> = (0..260)
+            .map(|k| s(4_000 + k * 2, f64::from(k as i32)))
+            .collect();
+        h.append(&l("m", "a"), &many).unwrap();
+        let got = h.samples(id, i64::MIN, i64::MAX);
+        assert_eq!(got.len(), 260 + 2 - 1); // 4_500 already present
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(got.iter().find(|x| x.0 == 4_500).unwrap().1, 2.0);
+    }
+
+    #[test]
+    fn limits_give_clear_errors() {
+        let mut h = head(0);
+        let one = [Sample::new(1, 1.0)];
+        h.append(&l("m", "a"), &one).unwrap();
+        h.append(&l("m", "b"), &one).unwrap();
+        let e = h.append(&l("m", "c"), &one).unwrap_err();
+        assert!(
+            matches!(e, Error::MetricSeriesLimit { limit: 2, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("max_series_per_metric"));
+        h.append(&l("n", "a"), &one).unwrap();
+        let e = h.append(&l("o", "a"), &one).unwrap_err();
+        assert!(matches!(e, Error::SeriesLimit { limit: 3 }), "{e}");
+        // existing series still accept samples
+        h.append(&l("m", "a"), &[Sample::new(2, 1.0)]).unwrap();
+    }
+
+    #[test]
+    fn drain_releases_only_safe_offsets() {
+        let mut h = head(i64::MAX);
+        h.append(&l("m", "a"), &[Sample::new(10, 1.0)]).unwrap();
+        h.mark_applied(&[(0, 5)]);
+        h.append(&l("m", "a"), &[Sample::new(150, 1.0)]).unwrap();
+        h.mark_applied(&[(0, 9)]);
+        let (d, safe) = h.drain_before(100);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].1, [(10, 1.0)]);
+        assert_eq!(safe, Some(BTreeMap::from([(0, 5)])));
+        let (d, safe) = h.drain_before(i64::MAX);
+        assert_eq!(d[0].1, [(150, 1.0)]);
+        assert_eq!(safe, Some(BTreeMap::from([(0, 9)])));
+        assert_eq!(h.num_series(), 0);
+    }
+}

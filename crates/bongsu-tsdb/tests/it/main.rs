@@ -1,0 +1,5 @@
+//! Integration tests of the store through its public API.
+
+mod golden;
+mod model;
+mod store;
