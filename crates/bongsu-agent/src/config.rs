@@ -24,6 +24,7 @@ pub struct AgentConfig {
     pub inventory: InventoryConfig,
     pub tailer: TailerConfig,
     pub logs: Vec<LogSourceConfig>,
+    pub journal: JournalConfig,
     pub checks: Vec<CheckConfig>,
 }
 
@@ -41,6 +42,7 @@ impl Default for AgentConfig {
             inventory: InventoryConfig::default(),
             tailer: TailerConfig::default(),
             logs: Vec::new(),
+            journal: JournalConfig::default(),
             checks: Vec::new(),
         }
     }
@@ -280,6 +282,34 @@ pub struct LogSourceConfig {
 
 fn default_max_line_bytes() -> usize {
     256 * 1024
+}
+
+/// `[agent.journal]`: the systemd journal through `journalctl` when it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    pub enabled: bool,
+    /// Only these units (`journalctl --unit`); empty means all.
+    pub units: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Where the last shipped entry's cursor is kept.
+    pub cursor_path: PathBuf,
+    /// Where to start without a saved cursor.
+    pub read_from: ReadFrom,
+    pub max_line_bytes: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            units: Vec::new(),
+            labels: BTreeMap::new(),
+            cursor_path: PathBuf::from("/var/lib/bongsu/agent/journal.cursor"),
+            read_from: ReadFrom::End,
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
 }
 
 /// Joins continuation lines to the line that starts an event.

@@ -14,6 +14,7 @@ mod error;
 mod exposition;
 mod host;
 mod inventory;
+mod journal;
 mod metrics;
 mod paths;
 mod ports;
@@ -25,8 +26,8 @@ pub use checks::{run_check, CheckRunner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AgentConfig, CheckConfig, CollectorsConfig, DnsCheck, DnsFamily, HttpCheck, InventoryConfig,
-    LogSourceConfig, MultilineConfig, PortProto, PortWatch, PortsConfig, ProcessWatch,
-    ProcessesConfig, ReadFrom, TailerConfig, TcpCheck,
+    JournalConfig, LogSourceConfig, MultilineConfig, PortProto, PortWatch, PortsConfig,
+    ProcessWatch, ProcessesConfig, ReadFrom, TailerConfig, TcpCheck,
 };
 pub use error::{Error, Result};
 pub use exposition::{
@@ -36,6 +37,7 @@ pub use host::{HostCollector, HOST_COLLECTORS};
 pub use inventory::{
     CpuInfo, Group, InterfaceAddress, Inventory, KernelInfo, OsInfo, Package, User,
 };
+pub use journal::JournalReader;
 pub use metrics::{MetricKind, MetricMeta, Metrics};
 pub use paths::HostPaths;
 pub use ports::{listening_sockets, ListeningSocket, PortCollector};

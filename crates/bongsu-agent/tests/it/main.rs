@@ -3,5 +3,6 @@
 
 mod checks;
 mod host;
+mod journal;
 mod peer;
 mod tail;
