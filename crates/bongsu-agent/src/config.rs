@@ -130,6 +130,8 @@ pub struct CollectorsConfig {
     pub filesystem_mount_points_exclude: String,
     pub filesystem_fs_types_exclude: String,
     pub diskstats_device_exclude: String,
+    /// Regex of network devices to skip; empty skips none (node_exporter's default).
+    pub netdev_device_exclude: String,
 }
 
 impl Default for CollectorsConfig {
@@ -139,6 +141,7 @@ impl Default for CollectorsConfig {
             filesystem_mount_points_exclude: defaults::MOUNT_POINTS_EXCLUDE.into(),
             filesystem_fs_types_exclude: defaults::FS_TYPES_EXCLUDE.into(),
             diskstats_device_exclude: defaults::DISK_DEVICE_EXCLUDE.into(),
+            netdev_device_exclude: String::new(),
         }
     }
 }

@@ -136,7 +136,7 @@ pub(crate) fn collect_pressure(paths: &HostPaths, out: &mut Metrics) -> Result<(
     if let Some(v) = full {
         out.counter(
             "node_pressure_memory_stalled_seconds_total",
-            "Total time in seconds no process could make progress",
+            "Total time in seconds no process could make progress due to memory congestion",
             &[],
             v / 1e6,
         );

@@ -39,6 +39,7 @@ pub struct HostCollector {
     mount_exclude: Regex,
     fs_type_exclude: Regex,
     disk_exclude: Regex,
+    netdev_exclude: Option<Regex>,
 }
 
 impl HostCollector {
@@ -77,6 +78,14 @@ impl HostCollector {
                 "collectors.diskstats_device_exclude",
                 &config.diskstats_device_exclude,
             )?,
+            netdev_exclude: if config.netdev_device_exclude.is_empty() {
+                None
+            } else {
+                Some(re(
+                    "collectors.netdev_device_exclude",
+                    &config.netdev_device_exclude,
+                )?)
+            },
             paths,
         })
     }
@@ -115,7 +124,7 @@ impl HostCollector {
             "uname" => basic::collect_uname(out),
             "filesystem" => filesystem::collect(p, &self.mount_exclude, &self.fs_type_exclude, out),
             "diskstats" => diskstats::collect(p, &self.disk_exclude, out),
-            "netdev" => netdev::collect(p, out),
+            "netdev" => netdev::collect(p, self.netdev_exclude.as_ref(), out),
             "hwmon" => hwmon::collect(p, out),
             _ => Ok(()),
         }

@@ -1,5 +1,7 @@
 //! The netdev collector over `/proc/net/dev`.
 
+use regex::Regex;
+
 use crate::metrics::Metrics;
 use crate::paths::{read_to_string, HostPaths};
 use crate::{Error, Result};
@@ -38,7 +40,7 @@ pub(crate) fn parse_netdev(text: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
-pub(crate) fn collect(paths: &HostPaths, out: &mut Metrics) -> Result<()> {
+pub(crate) fn collect(paths: &HostPaths, exclude: Option<&Regex>, out: &mut Metrics) -> Result<()> {
     let path = paths.proc("net/dev");
     let text = read_to_string(&path)?;
     let devs = parse_netdev(&text);
@@ -46,6 +48,9 @@ pub(crate) fn collect(paths: &HostPaths, out: &mut Metrics) -> Result<()> {
         return Err(Error::parse("/proc/net/dev", path, "no interface lines"));
     }
     for (dev, values) in devs {
+        if exclude.is_some_and(|re| re.is_match(&dev)) {
+            continue;
+        }
         for (key, v) in KEYS.iter().zip(values) {
             out.counter(
                 &format!("node_network_{key}_total"),
