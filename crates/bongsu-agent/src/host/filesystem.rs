@@ -2,6 +2,10 @@
 //! `statvfs`, with node_exporter's default ignore lists.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -74,10 +78,63 @@ pub(crate) fn read_mounts(paths: &HostPaths) -> Result<Vec<MountEntry>> {
     Ok(parse_mounts(&text))
 }
 
+/// Mount points whose `statvfs` did not return within the timeout (a hung network file
+/// system); they are skipped, reported as device errors, until the call comes back.
+pub(crate) type StuckMounts = Arc<Mutex<HashSet<String>>>;
+
+/// node_exporter's `--collector.filesystem.mount-timeout` default.
+pub(crate) const MOUNT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn lock(s: &StuckMounts) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    // The set stays consistent even if a holder panicked: every update is one insert or remove.
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `statvfs` on a helper thread, waiting at most `timeout`, so one hung mount cannot stall
+/// the whole pass.
+fn statvfs_bounded(
+    target: PathBuf,
+    mount_point: &str,
+    stuck: &StuckMounts,
+    timeout: Duration,
+) -> Option<rustix::fs::StatVfs> {
+    if lock(stuck).contains(mount_point) {
+        return None;
+    }
+    let (tx, rx) = sync_channel(1);
+    let (stuck2, mp) = (stuck.clone(), mount_point.to_owned());
+    let spawned = std::thread::Builder::new()
+        .name("bongsu-statfs".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = tx.send(rustix::fs::statvfs(&target).ok());
+            // It came back: the mount may be looked at again.
+            lock(&stuck2).remove(&mp);
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(st) => st,
+        Err(RecvTimeoutError::Timeout) => {
+            let mut s = lock(stuck);
+            s.insert(mount_point.to_owned());
+            // The call may have returned between the timeout and taking the lock.
+            if let Ok(st) = rx.try_recv() {
+                s.remove(mount_point);
+                return st;
+            }
+            None
+        }
+        Err(RecvTimeoutError::Disconnected) => None,
+    }
+}
+
 pub(crate) fn collect(
     paths: &HostPaths,
     mount_exclude: &Regex,
     fs_type_exclude: &Regex,
+    stuck: &StuckMounts,
     out: &mut Metrics,
 ) -> Result<()> {
     let mut seen = HashSet::new();
@@ -93,15 +150,13 @@ pub(crate) fn collect(
             ("fstype", m.fs_type.as_str()),
             ("mountpoint", m.mount_point.as_str()),
         ];
-        // A hung network mount can block statvfs; the agent calls collect off the async
-        // runtime, on its own thread, so only that thread waits.
         let target = paths.root(&m.mount_point);
-        let st = rustix::fs::statvfs(&target);
+        let st = statvfs_bounded(target, &m.mount_point, stuck, MOUNT_TIMEOUT);
         out.gauge(
             "node_filesystem_device_error",
             "Whether an error occurred while getting statistics for the given device.",
             &labels,
-            if st.is_ok() { 0.0 } else { 1.0 },
+            if st.is_some() { 0.0 } else { 1.0 },
         );
         out.gauge(
             "node_filesystem_readonly",
@@ -109,7 +164,7 @@ pub(crate) fn collect(
             &labels,
             if m.read_only() { 1.0 } else { 0.0 },
         );
-        let Ok(st) = st else { continue };
+        let Some(st) = st else { continue };
         let bs = st.f_frsize as f64;
         out.gauge(
             "node_filesystem_size_bytes",
@@ -159,6 +214,21 @@ mod tests {
         assert_eq!(m[1].mount_point, "/mnt/my disk");
         assert!(m[1].read_only());
         assert!(!m[0].read_only());
+    }
+
+    #[test]
+    fn stuck_mounts_are_skipped_until_they_recover() {
+        let stuck: StuckMounts = Arc::default();
+        let d = tempfile::tempdir().unwrap();
+        let st = statvfs_bounded(d.path().to_path_buf(), "/x", &stuck, MOUNT_TIMEOUT);
+        assert!(st.is_some_and(|s| s.f_blocks > 0));
+        stuck.lock().unwrap().insert("/x".into());
+        assert!(statvfs_bounded(d.path().to_path_buf(), "/x", &stuck, MOUNT_TIMEOUT).is_none());
+        assert!(statvfs_bounded(d.path().join("missing"), "/y", &stuck, MOUNT_TIMEOUT).is_none());
+        assert!(
+            !stuck.lock().unwrap().contains("/y"),
+            "an error is not a hang"
+        );
     }
 
     #[test]

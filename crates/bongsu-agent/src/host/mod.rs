@@ -40,6 +40,7 @@ pub struct HostCollector {
     fs_type_exclude: Regex,
     disk_exclude: Regex,
     netdev_exclude: Option<Regex>,
+    stuck_mounts: filesystem::StuckMounts,
 }
 
 impl HostCollector {
@@ -86,6 +87,7 @@ impl HostCollector {
                     &config.netdev_device_exclude,
                 )?)
             },
+            stuck_mounts: Default::default(),
             paths,
         })
     }
@@ -122,7 +124,13 @@ impl HostCollector {
                 Ok(())
             }
             "uname" => basic::collect_uname(out),
-            "filesystem" => filesystem::collect(p, &self.mount_exclude, &self.fs_type_exclude, out),
+            "filesystem" => filesystem::collect(
+                p,
+                &self.mount_exclude,
+                &self.fs_type_exclude,
+                &self.stuck_mounts,
+                out,
+            ),
             "diskstats" => diskstats::collect(p, &self.disk_exclude, out),
             "netdev" => netdev::collect(p, self.netdev_exclude.as_ref(), out),
             "hwmon" => hwmon::collect(p, out),
