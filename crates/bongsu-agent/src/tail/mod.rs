@@ -320,15 +320,16 @@ impl Tailer {
         for t in &mut tracked {
             match present.get(&(t.dev, t.inode)) {
                 Some((_, path, size)) => {
-                    t.path = path.clone();
                     t.gone_since_ns = None;
                     let fp_ok = match crc_prefix(&t.file, t.fingerprint.len) {
                         Ok(Some(crc)) => crc == t.fingerprint.crc,
                         _ => false,
                     };
                     if *size < t.offset || !fp_ok {
+                        // Still under its previous name, where the copy was taken from.
                         self.truncated(t, &tracked_keys, now, &mut out);
                     }
+                    t.path = path.clone();
                 }
                 None => {
                     if t.gone_since_ns.is_none() {
@@ -361,6 +362,7 @@ impl Tailer {
             };
             let mut start = 0;
             let mut discarding = false;
+            let mut truncated_while_down = None;
             if let Some(cp) = self.resume.remove(&key) {
                 let same = cp.fingerprint_len as u64 <= size
                     && crc_prefix(&file, cp.fingerprint_len).ok().flatten()
@@ -368,6 +370,8 @@ impl Tailer {
                 if same && cp.offset <= size {
                     start = cp.offset;
                     discarding = cp.discarding;
+                } else {
+                    truncated_while_down = Some(cp);
                 }
             } else if let Some(off) = self.known_offsets.remove(&key) {
                 start = off.min(size);
@@ -385,7 +389,7 @@ impl Tailer {
             }
             let mut labels = self.sources[source].labels.clone();
             labels.set("filename", &path.to_string_lossy());
-            self.tracked.push(Tracked {
+            let mut t = Tracked {
                 source,
                 labels,
                 path,
@@ -399,7 +403,25 @@ impl Tailer {
                 pending: None,
                 gone_since_ns: None,
                 last_data_ns: now,
-            });
+            };
+            if let Some(cp) = truncated_while_down {
+                // Copy-truncated while the agent was down: take the unread rest from the
+                // copy as if we had been running, then read the file from its start.
+                t.offset = cp.offset;
+                t.committed = cp.offset;
+                t.fingerprint = Fingerprint {
+                    len: cp.fingerprint_len,
+                    crc: cp.fingerprint_crc,
+                };
+                // Look for the copy beside the name the file had when it was checkpointed.
+                let current = std::mem::replace(&mut t.path, cp.path.clone());
+                self.truncated(&mut t, &followed, now, &mut out);
+                t.path = current;
+            }
+            self.tracked.push(t);
+        }
+        if self.first_scan {
+            self.find_rotated_while_down(&present, now);
         }
         if self.first_scan {
             // Resume points whose file is gone by the first scan will not be needed.
@@ -474,6 +496,68 @@ impl Tailer {
         let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
         t.fingerprint = fingerprint(&t.file, size, self.config.fingerprint_bytes)
             .unwrap_or(Fingerprint { len: 0, crc: 0 });
+    }
+
+    /// Files from the checkpoint that left the globs while the agent was down (rotated by
+    /// rename): found beside their old path by (device, inode), drained like any rotated file.
+    fn find_rotated_while_down(
+        &mut self,
+        present: &HashMap<(u64, u64), (usize, PathBuf, u64)>,
+        now: i64,
+    ) {
+        let missing: Vec<CheckpointEntry> = self
+            .resume
+            .values()
+            .filter(|e| !present.contains_key(&(e.dev, e.inode)))
+            .cloned()
+            .collect();
+        for e in missing {
+            let Some(source) = self
+                .sources
+                .iter()
+                .position(|s| s.globs.iter().any(|g| g.matches(&e.path)))
+            else {
+                continue;
+            };
+            let Some(dir) = e.path.parent() else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let found = entries.flatten().find_map(|d| {
+                let m = std::fs::metadata(d.path()).ok()?;
+                (m.is_file() && m.dev() == e.dev && m.ino() == e.inode).then(|| d.path())
+            });
+            let Some(path) = found else { continue };
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let same =
+                crc_prefix(&file, e.fingerprint_len).ok().flatten() == Some(e.fingerprint_crc);
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if !same || e.offset > size {
+                continue;
+            }
+            let mut labels = self.sources[source].labels.clone();
+            labels.set("filename", &e.path.to_string_lossy());
+            self.tracked.push(Tracked {
+                source,
+                labels,
+                path,
+                dev: e.dev,
+                inode: e.inode,
+                file: Arc::new(file),
+                offset: e.offset,
+                committed: e.offset,
+                fingerprint: Fingerprint {
+                    len: e.fingerprint_len,
+                    crc: e.fingerprint_crc,
+                },
+                discarding: e.discarding,
+                pending: None,
+                gone_since_ns: Some(now),
+                last_data_ns: now,
+            });
+        }
     }
 
     /// A sibling named `<name>…` with the same fingerprint holding at least `offset` bytes.

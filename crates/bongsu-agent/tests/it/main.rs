@@ -6,3 +6,4 @@ mod host;
 mod journal;
 mod peer;
 mod tail;
+mod tail_model;
