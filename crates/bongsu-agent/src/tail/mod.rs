@@ -539,10 +539,11 @@ impl Tailer {
             }
             let mut labels = self.sources[source].labels.clone();
             labels.set("filename", &e.path.to_string_lossy());
+            // Keep the name the glob matched: a later restart looks for the file there again.
             self.tracked.push(Tracked {
                 source,
                 labels,
-                path,
+                path: e.path.clone(),
                 dev: e.dev,
                 inode: e.inode,
                 file: Arc::new(file),
