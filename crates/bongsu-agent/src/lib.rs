@@ -1,0 +1,45 @@
+//! bongsu's host agent as a library: host collectors with node_exporter's metric names,
+//! process and port watch, inventory, a log tailer and blackbox-style service checks.
+//!
+//! Everything produces `(bongsu_model::Labels, Sample)` metrics ([`Metrics`]) or
+//! `(Labels, LogEntry)` log records ([`Tailer::poll`]). `/proc`, `/sys` and the root file
+//! system come from [`HostPaths`], so tests point collectors at fixture trees. Shipping
+//! to the server and the disk queue are not part of this crate yet.
+
+mod agent;
+mod checks;
+mod clock;
+mod config;
+mod error;
+mod exposition;
+mod host;
+mod inventory;
+mod journal;
+mod metrics;
+mod paths;
+mod ports;
+mod processes;
+mod tail;
+
+pub use agent::Collector;
+pub use checks::{run_check, CheckRunner};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    AgentConfig, CheckConfig, CollectorsConfig, DnsCheck, DnsFamily, HttpCheck, InventoryConfig,
+    JournalConfig, LogSourceConfig, MultilineConfig, PortProto, PortWatch, PortsConfig,
+    ProcessWatch, ProcessesConfig, ReadFrom, TailerConfig, TcpCheck,
+};
+pub use error::{Error, Result};
+pub use exposition::{
+    compare_exposition, parse_exposition, ExpositionSample, LabelMismatch, Overlap,
+};
+pub use host::{HostCollector, HOST_COLLECTORS};
+pub use inventory::{
+    CpuInfo, Group, InterfaceAddress, Inventory, KernelInfo, OsInfo, Package, User,
+};
+pub use journal::JournalReader;
+pub use metrics::{MetricKind, MetricMeta, Metrics};
+pub use paths::HostPaths;
+pub use ports::{listening_sockets, ListeningSocket, PortCollector};
+pub use processes::ProcessCollector;
+pub use tail::{Tailer, TailerStats};
