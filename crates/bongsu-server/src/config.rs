@@ -429,18 +429,40 @@ fn env_value(raw: &str, default: &toml::Value) -> std::result::Result<toml::Valu
 fn from_table(table: toml::Table) -> Result<Config> {
     let mut config = Config::default();
     for (section, value) in table {
-        let wrap = |e: toml::de::Error| Error::ConfigSection {
-            section: section.clone(),
-            message: e.message().trim().to_owned(),
-        };
         match section.as_str() {
-            "server" => config.server = value.try_into().map_err(wrap)?,
-            "auth" => config.auth = value.try_into().map_err(wrap)?,
-            "stream" => config.stream = value.try_into().map_err(wrap)?,
+            "server" => config.server = section_from(&section, value)?,
+            "auth" => config.auth = section_from(&section, value)?,
+            "stream" => config.stream = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
     Ok(config)
+}
+
+/// Deserializes one section. On a type error, finds the key at fault (every key has a
+/// default, so each key can be tried alone) and names it.
+fn section_from<T: serde::de::DeserializeOwned>(section: &str, value: toml::Value) -> Result<T> {
+    let err = match value.clone().try_into::<T>() {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let mut message = err.message().trim().to_owned();
+    if let toml::Value::Table(keys) = value {
+        if !message.starts_with("unknown field") {
+            let culprit = keys.into_iter().find(|(k, v)| {
+                let mut alone = toml::Table::new();
+                alone.insert(k.clone(), v.clone());
+                toml::Value::Table(alone).try_into::<T>().is_err()
+            });
+            if let Some((key, _)) = culprit {
+                message = format!("key `{key}`: {message}");
+            }
+        }
+    }
+    Err(Error::ConfigSection {
+        section: section.to_owned(),
+        message,
+    })
 }
 
 /// Durations as text: an unsigned integer and a unit (`ms`, `s`, `m`, `h`), e.g. `"30s"`.
