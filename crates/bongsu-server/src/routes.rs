@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -87,7 +87,12 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], text).into_response())
 }
 
-async fn not_found() -> ApiError {
+/// Unknown routes need a token too, so probing without one learns nothing about which exist.
+async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> ApiError {
+    if let Err((failure, err)) = state.auth().check(&headers, Scope::Read).await {
+        state.count_auth_failure(failure);
+        return err;
+    }
     ApiError::new(ErrorCode::NotFound, "no such route: see docs/http-api.md")
 }
 

@@ -386,6 +386,13 @@ async fn token_api_rejects_bad_requests_with_clear_errors() {
     call(&app, "GET", "/no/such/route", Some(&f.admin), None)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
+    call(&app, "GET", "/no/such/route", Some(&f.read), None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    // Without a token, an unknown route looks like any other protected one.
+    call(&app, "GET", "/no/such/route", None, None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
 #[tokio::test]
