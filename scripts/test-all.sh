@@ -1,7 +1,57 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, build, every test. Installs what the tests need first.
+# The whole test suite: installs what the tests need, then lints, builds and runs every test.
+# Exits non-zero as soon as any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# Debian packages the tests need (peers for end-to-end tests are added here as they arrive).
+APT_PACKAGES=()
+
+# Installs APT_PACKAGES that are missing; a no-op (no apt call) when all are installed.
+install_deps() {
+    command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain" >&2; exit 1; }
+    local missing=()
+    local p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+main() {
+    install_deps
+
+    log "format"
+    cargo fmt --all -- --check
+
+    log "clippy"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+    log "build"
+    cargo build --workspace --all-targets --locked
+
+    log "benches compile"
+    cargo bench --workspace --no-run --locked
+
+    log "tests"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --locked
+    else
+        cargo test --workspace --locked
+    fi
+
+    log "doc tests"
+    cargo test --doc --workspace --locked
+
+    log "all passed"
+}
+
+main "$@"

@@ -1,0 +1,35 @@
+//! bongsu's server: configuration, the HTTP listener, authentication, self-metrics and
+//! graceful shutdown. It wires parts together and holds no business logic.
+//!
+//! - [`Config`] (with [`StreamSettings`]): TOML + `BONGSU_*` environment + flags.
+//! - [`Server::start`] → [`Server::serve`]: what the binary calls.
+//! - [`router`] and [`run`]: the testable pieces (no socket / an already-bound listener).
+//! - [`AppState`]: shared state; the seam where other parts add a [`MetricsSource`] and
+//!   shutdown hooks.
+//! - [`ApiError`] / [`ErrorCode`]: the one place errors become HTTP responses.
+
+mod api_error;
+mod auth;
+mod clock;
+mod config;
+mod error;
+mod metrics;
+mod process;
+mod routes;
+mod server;
+mod state;
+
+pub use api_error::{ApiError, ErrorCode};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    AuthConfig, Compression, Config, ServerConfig, StreamSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
+};
+pub use error::{Error, Result};
+pub use metrics::{
+    render as render_metrics, BuildInfo, Counter, CounterVec, Gauge, GaugeVec, Histogram,
+    HistogramVec, MetricKind, MetricsSource, MetricsWriter, DURATION_BUCKETS, TEXT_CONTENT_TYPE,
+};
+pub use process::ProcessMetrics;
+pub use routes::router;
+pub use server::{run, shutdown_signal, Server};
+pub use state::AppState;

@@ -1,0 +1,67 @@
+//! One module per subcommand.
+
+pub(crate) mod config;
+pub(crate) mod server;
+pub(crate) mod token;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use bongsu_server::Config;
+use clap::{Args, Subcommand};
+
+/// bongsu's subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server: HTTP API, /metrics, health checks.
+    Server(server::ServerArgs),
+    /// Check or print configuration files.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Manage API tokens directly in the data directory (works while the server runs).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Server(args) => server::run(args),
+        Command::Config(c) => config::run(c),
+        Command::Token(c) => token::run(c),
+    }
+}
+
+/// Where the configuration comes from; shared by subcommands that need it.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// Configuration file (TOML); without it, defaults and BONGSU_* variables apply.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory; overrides server.data_dir.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Defaults < file < BONGSU_* environment < flags.
+    pub(crate) fn load(&self, listen: Option<String>) -> anyhow::Result<Config> {
+        let config = Config::load(self.config.as_deref(), std::env::vars())
+            .context("cannot load the configuration")?;
+        Ok(config.with_flags(listen, self.data_dir.clone())?)
+    }
+}
+
+/// Logs go to stderr; the filter comes from BONGSU_LOG, else RUST_LOG, else `info`.
+pub(crate) fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("BONGSU_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
