@@ -1,0 +1,10 @@
+//! Integration tests of bongsu-stream (one test binary).
+
+mod common;
+mod conformance;
+mod corruption;
+mod crash;
+mod embedded;
+mod groups;
+mod model;
+mod retention;
