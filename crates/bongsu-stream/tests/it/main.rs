@@ -5,6 +5,7 @@ mod conformance;
 mod corruption;
 mod crash;
 mod embedded;
+mod golden;
 mod groups;
 mod model;
 mod retention;
