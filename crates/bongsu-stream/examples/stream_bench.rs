@@ -25,6 +25,7 @@ fn topic(partitions: u32, compression: Compression) -> TopicConfig {
         partitions,
         compression_type: compression,
         segment_bytes: 256 << 20,
+        retention_ms: -1,
         ..TopicConfig::default()
     }
 }
@@ -180,6 +181,7 @@ fn recovery(dir: &std::path::Path) -> R<(f64, u64)> {
                 compression_type: Compression::None,
                 flush_messages: i64::MAX,
                 flush_ms: i64::MAX,
+                retention_ms: -1,
                 ..TopicConfig::default()
             };
             s.create_topic("rec", cfg).await?;

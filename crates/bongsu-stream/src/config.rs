@@ -345,8 +345,6 @@ impl Clock for ManualClock {
 /// Stream-wide options.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
-    /// Settings used for topics created without explicit values (`partitions` included).
-    pub topic_defaults: TopicConfig,
     /// How often the background retention pass runs (`log.retention.check.interval.ms`);
     /// `0` disables the background pass (call `run_retention` yourself).
     pub retention_check_interval_ms: u64,
@@ -359,7 +357,6 @@ pub struct StreamOptions {
 impl Default for StreamOptions {
     fn default() -> Self {
         StreamOptions {
-            topic_defaults: TopicConfig::default(),
             retention_check_interval_ms: 300_000,
             writer_queue_depth: 1024,
             clock: Arc::new(SystemClock),

@@ -157,7 +157,7 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_record() {
                 .map_while(Result::ok)
                 .collect::<Vec<String>>()
         });
-        let wait_ms = rng.gen_range(2..45);
+        let wait_ms = rng.gen_range(1..30);
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
