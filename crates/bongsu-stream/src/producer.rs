@@ -127,7 +127,8 @@ struct State {
     stream: Arc<dyn Stream>,
     cfg: ProducerConfig,
     accs: HashMap<Key, Acc>,
-    partitions: HashMap<String, u32>,
+    /// (partition count, max.message.bytes) per topic
+    partitions: HashMap<String, (u32, usize)>,
     sticky: HashMap<String, u32>,
     buffered: usize,
     inflight: JoinSet<Done>,
@@ -187,12 +188,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 impl State {
     async fn add(&mut self, topic: String, record: Record, reply: Reply) {
-        let n = match self.partitions.get(&topic) {
-            Some(n) => *n,
+        let (n, limit) = match self.partitions.get(&topic) {
+            Some(v) => *v,
             None => match self.stream.describe_topic(&topic).await {
                 Ok(d) => {
-                    self.partitions.insert(topic.clone(), d.config.partitions);
-                    d.config.partitions
+                    let v = (d.config.partitions, d.config.max_message_bytes as usize);
+                    self.partitions.insert(topic.clone(), v);
+                    v
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -200,6 +202,15 @@ impl State {
                 }
             },
         };
+        // refuse an oversized record alone instead of failing the batch it would join
+        if record.encoded_size() > limit {
+            let _ = reply.send(Err(Error::RecordTooLarge {
+                topic,
+                size: record.encoded_size(),
+                limit,
+            }));
+            return;
+        }
         let p = match &record.key {
             Some(k) => partition_for_key(k, n),
             None => *self.sticky.entry(topic.clone()).or_insert(0) % n,
@@ -266,7 +277,7 @@ impl State {
             });
         }
         for t in sent_topics {
-            if let (Some(s), Some(n)) = (self.sticky.get_mut(&t), self.partitions.get(&t)) {
+            if let (Some(s), Some((n, _))) = (self.sticky.get_mut(&t), self.partitions.get(&t)) {
                 *s = (*s + 1) % (*n).max(1);
             }
         }

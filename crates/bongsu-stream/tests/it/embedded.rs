@@ -146,6 +146,30 @@ async fn relaxed_flush_policy_acknowledges_without_fsync_per_append() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_ms_fsyncs_in_the_background() {
+    let d = tempfile::tempdir().unwrap();
+    let s = open(d.path());
+    let cfg = TopicConfig {
+        partitions: 1,
+        flush_messages: 1_000_000,
+        flush_ms: 20,
+        ..TopicConfig::default()
+    };
+    s.create_topic("t", cfg).await.unwrap();
+    s.append("t", Some(0), vec![Record::new("x", 1)])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.metrics().fsyncs == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fsync within flush.ms"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_after_shutdown_fail_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let s = open(d.path());
@@ -194,6 +218,17 @@ async fn producer_batches_keeps_order_and_routes_keys() {
         p.send("nope", Record::new("x", 1)).await,
         Err(Error::UnknownTopic(_))
     ));
+    // an oversized record is refused alone; its neighbours are delivered
+    let big = p
+        .enqueue("t", Record::new(vec![0u8; 2 << 20], 1))
+        .await
+        .unwrap();
+    let small = p.enqueue("t", Record::new("small", 1)).await.unwrap();
+    assert!(matches!(
+        big.wait().await,
+        Err(Error::RecordTooLarge { .. })
+    ));
+    small.wait().await.unwrap();
     let (part, off) = p.send("t", Record::new("last", 1)).await.unwrap();
     let f = s
         .fetch("t", part, off, FetchOptions::no_wait())
