@@ -126,7 +126,8 @@ type Done = (Key, Vec<Reply>, Result<AppendAck>);
 struct State {
     stream: Arc<dyn Stream>,
     cfg: ProducerConfig,
-    accs: HashMap<Key, Acc>,
+    /// per topic, one accumulator per partition
+    accs: HashMap<String, Vec<Acc>>,
     /// (partition count, max.message.bytes) per topic
     partitions: HashMap<String, (u32, usize)>,
     sticky: HashMap<String, u32>,
@@ -150,12 +151,28 @@ async fn run(stream: Arc<dyn Stream>, cfg: ProducerConfig, mut rx: mpsc::Receive
     loop {
         let deadline = st.next_deadline();
         let can_take = open && st.buffered < st.cfg.buffer_memory;
-        if !open && st.accs.values().all(|a| a.records.is_empty()) && st.inflight.is_empty() {
+        if !open
+            && st.accs.values().flatten().all(|a| a.records.is_empty())
+            && st.inflight.is_empty()
+        {
             break;
         }
         tokio::select! {
             cmd = rx.recv(), if can_take => match cmd {
-                Some(Cmd::Send { topic, record, reply }) => st.add(topic, record, reply).await,
+                Some(Cmd::Send { topic, record, reply }) => {
+                    st.add(topic, record, reply).await;
+                    // take what else is queued before deciding what to send
+                    for _ in 0..4096 {
+                        if st.buffered >= st.cfg.buffer_memory {
+                            break;
+                        }
+                        match rx.try_recv() {
+                            Ok(Cmd::Send { topic, record, reply }) => st.add(topic, record, reply).await,
+                            Ok(Cmd::Flush(tx)) => st.flushing.push(tx),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(Cmd::Flush(tx)) => st.flushing.push(tx),
                 None => open = false,
             },
@@ -170,7 +187,7 @@ async fn run(stream: Arc<dyn Stream>, cfg: ProducerConfig, mut rx: mpsc::Receive
         st.dispatch(force);
         if !st.flushing.is_empty()
             && st.inflight.is_empty()
-            && st.accs.values().all(|a| a.records.is_empty())
+            && st.accs.values().flatten().all(|a| a.records.is_empty())
         {
             for f in st.flushing.drain(..) {
                 let _ = f.send(());
@@ -216,7 +233,18 @@ impl State {
             None => *self.sticky.entry(topic.clone()).or_insert(0) % n,
         };
         let size = record.encoded_size();
-        let acc = self.accs.entry((topic, p)).or_default();
+        if !self.accs.contains_key(&topic) {
+            self.accs
+                .insert(topic.clone(), (0..n).map(|_| Acc::default()).collect());
+        }
+        let Some(acc) = self
+            .accs
+            .get_mut(&topic)
+            .and_then(|v| v.get_mut(p as usize))
+        else {
+            let _ = reply.send(Err(Error::Shutdown));
+            return;
+        };
         acc.bytes += size;
         acc.first_at.get_or_insert_with(Instant::now);
         acc.records.push(record);
@@ -227,6 +255,7 @@ impl State {
     fn next_deadline(&self) -> Option<Instant> {
         self.accs
             .values()
+            .flatten()
             .filter(|a| !a.in_flight && !a.records.is_empty())
             .filter_map(|a| a.first_at)
             .min()
@@ -237,44 +266,46 @@ impl State {
         let now = Instant::now();
         let linger = Duration::from_millis(self.cfg.linger_ms);
         let mut sent_topics = Vec::new();
-        for (key, acc) in self.accs.iter_mut() {
-            if acc.in_flight || acc.records.is_empty() {
-                continue;
-            }
-            let due = force
-                || acc.bytes >= self.cfg.batch_size
-                || acc.first_at.is_some_and(|t| now >= t + linger);
-            if !due {
-                continue;
-            }
-            // take records up to max.request.size (at least one)
-            let mut take = 0;
-            let mut bytes = 0;
-            for r in &acc.records {
-                let s = r.encoded_size();
-                if take > 0 && bytes + s > self.cfg.max_request_size {
-                    break;
+        for (topic, accs) in self.accs.iter_mut() {
+            for (p, acc) in accs.iter_mut().enumerate() {
+                if acc.in_flight || acc.records.is_empty() {
+                    continue;
                 }
-                bytes += s;
-                take += 1;
+                let key: Key = (topic.clone(), p as u32);
+                let due = force
+                    || acc.bytes >= self.cfg.batch_size
+                    || acc.first_at.is_some_and(|t| now >= t + linger);
+                if !due {
+                    continue;
+                }
+                // take records up to max.request.size (at least one)
+                let mut take = 0;
+                let mut bytes = 0;
+                for r in &acc.records {
+                    let s = r.encoded_size();
+                    if take > 0 && bytes + s > self.cfg.max_request_size {
+                        break;
+                    }
+                    bytes += s;
+                    take += 1;
+                }
+                let records: Vec<Record> = acc.records.drain(..take).collect();
+                let replies: Vec<Reply> = acc.replies.drain(..take).collect();
+                acc.bytes -= bytes;
+                self.buffered -= bytes;
+                acc.first_at = if acc.records.is_empty() {
+                    None
+                } else {
+                    Some(now)
+                };
+                acc.in_flight = true;
+                let stream = self.stream.clone();
+                sent_topics.push(topic.clone());
+                self.inflight.spawn(async move {
+                    let res = stream.append(&key.0, Some(key.1), records).await;
+                    (key, replies, res)
+                });
             }
-            let records: Vec<Record> = acc.records.drain(..take).collect();
-            let replies: Vec<Reply> = acc.replies.drain(..take).collect();
-            acc.bytes -= bytes;
-            self.buffered -= bytes;
-            acc.first_at = if acc.records.is_empty() {
-                None
-            } else {
-                Some(now)
-            };
-            acc.in_flight = true;
-            let stream = self.stream.clone();
-            let k = key.clone();
-            sent_topics.push(key.0.clone());
-            self.inflight.spawn(async move {
-                let res = stream.append(&k.0, Some(k.1), records).await;
-                (k, replies, res)
-            });
         }
         for t in sent_topics {
             if let (Some(s), Some((n, _))) = (self.sticky.get_mut(&t), self.partitions.get(&t)) {
@@ -284,7 +315,11 @@ impl State {
     }
 
     fn complete(&mut self, key: Key, replies: Vec<Reply>, res: Result<AppendAck>) {
-        if let Some(acc) = self.accs.get_mut(&key) {
+        if let Some(acc) = self
+            .accs
+            .get_mut(&key.0)
+            .and_then(|v| v.get_mut(key.1 as usize))
+        {
             acc.in_flight = false;
         }
         match res {
