@@ -256,19 +256,17 @@ pub(crate) fn body(h: &BatchHeader, batch: &Bytes) -> Result<Bytes> {
             Ok(compressed)
         }
         Compression::Lz4 => {
-            let mut out = vec![0u8; n];
-            let got = lz4_flex::block::decompress_into(&compressed, &mut out)
+            let out = lz4_flex::block::decompress(&compressed, n)
                 .map_err(|e| Error::Decode(format!("lz4: {e}")))?;
-            if got != n {
+            if out.len() != n {
                 return Err(Error::Decode("body length mismatch".into()));
             }
             Ok(Bytes::from(out))
         }
         Compression::Zstd => {
-            let mut out = vec![0u8; n];
-            let got = zstd::bulk::decompress_to_buffer(&compressed, &mut out)
+            let out = zstd::bulk::decompress(&compressed, n)
                 .map_err(|e| Error::Decode(format!("zstd: {e}")))?;
-            if got != n {
+            if out.len() != n {
                 return Err(Error::Decode("body length mismatch".into()));
             }
             Ok(Bytes::from(out))
