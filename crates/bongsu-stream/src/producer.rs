@@ -49,6 +49,7 @@ type Reply = oneshot::Sender<Result<(u32, u64)>>;
 enum Cmd {
     Send {
         topic: String,
+        partition: Option<u32>,
         record: Record,
         reply: Reply,
     },
@@ -83,10 +84,22 @@ impl Producer {
     /// Queues a record; the returned [`Delivery`] resolves when it is durable. Waits while the
     /// producer's buffer is full.
     pub async fn enqueue(&self, topic: &str, record: Record) -> Result<Delivery> {
+        self.enqueue_to(topic, None, record).await
+    }
+
+    /// Like [`enqueue`](Self::enqueue) with an explicit partition (`None`: from the key, or
+    /// sticky without key).
+    pub async fn enqueue_to(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        record: Record,
+    ) -> Result<Delivery> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Send {
                 topic: topic.to_string(),
+                partition,
                 record,
                 reply,
             })
@@ -159,15 +172,15 @@ async fn run(stream: Arc<dyn Stream>, cfg: ProducerConfig, mut rx: mpsc::Receive
         }
         tokio::select! {
             cmd = rx.recv(), if can_take => match cmd {
-                Some(Cmd::Send { topic, record, reply }) => {
-                    st.add(topic, record, reply).await;
+                Some(Cmd::Send { topic, partition, record, reply }) => {
+                    st.add(topic, partition, record, reply).await;
                     // take what else is queued before deciding what to send
                     for _ in 0..4096 {
                         if st.buffered >= st.cfg.buffer_memory {
                             break;
                         }
                         match rx.try_recv() {
-                            Ok(Cmd::Send { topic, record, reply }) => st.add(topic, record, reply).await,
+                            Ok(Cmd::Send { topic, partition, record, reply }) => st.add(topic, partition, record, reply).await,
                             Ok(Cmd::Flush(tx)) => st.flushing.push(tx),
                             Err(_) => break,
                         }
@@ -204,7 +217,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl State {
-    async fn add(&mut self, topic: String, record: Record, reply: Reply) {
+    async fn add(&mut self, topic: String, partition: Option<u32>, record: Record, reply: Reply) {
         let (n, limit) = match self.partitions.get(&topic) {
             Some(v) => *v,
             None => match self.stream.describe_topic(&topic).await {
@@ -228,9 +241,18 @@ impl State {
             }));
             return;
         }
-        let p = match &record.key {
-            Some(k) => partition_for_key(k, n),
-            None => *self.sticky.entry(topic.clone()).or_insert(0) % n,
+        let p = match (partition, &record.key) {
+            (Some(p), _) if p >= n => {
+                let _ = reply.send(Err(Error::UnknownPartition {
+                    topic,
+                    partition: p,
+                    partitions: n,
+                }));
+                return;
+            }
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, n),
+            (None, None) => *self.sticky.entry(topic.clone()).or_insert(0) % n,
         };
         let size = record.encoded_size();
         if !self.accs.contains_key(&topic) {

@@ -229,6 +229,20 @@ async fn producer_batches_keeps_order_and_routes_keys() {
         Err(Error::RecordTooLarge { .. })
     ));
     small.wait().await.unwrap();
+    // explicit partitions are honoured and checked
+    let to2 = p
+        .enqueue_to("t", Some(2), Record::with_key("key-1", "x", 1))
+        .await
+        .unwrap();
+    assert_eq!(to2.wait().await.unwrap().0, 2);
+    let bad = p
+        .enqueue_to("t", Some(3), Record::new("x", 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        bad.wait().await,
+        Err(Error::UnknownPartition { .. })
+    ));
     let (part, off) = p.send("t", Record::new("last", 1)).await.unwrap();
     let f = s
         .fetch("t", part, off, FetchOptions::no_wait())
