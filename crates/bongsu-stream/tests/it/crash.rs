@@ -196,6 +196,12 @@ async fn sigkill_at_random_moments_loses_no_acknowledged_record() {
             );
         }
         s.shutdown().await;
+        if (run + 1) % 100 == 0 && run + 1 < kills {
+            eprintln!(
+                "{} kills, {acks_total} acknowledged appends verified",
+                run + 1
+            );
+        }
     }
     assert!(
         acks_total > 0,
