@@ -35,11 +35,8 @@ main() {
     log "clippy"
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
-    log "build"
+    log "build (benches included, in the dev profile)"
     cargo build --workspace --all-targets --locked
-
-    log "benches compile"
-    cargo bench --workspace --no-run --locked
 
     log "tests"
     if cargo nextest --version >/dev/null 2>&1; then

@@ -52,6 +52,11 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Where the embedded stream keeps its topics: `<data_dir>/stream`.
+    pub fn stream_dir(&self) -> PathBuf {
+        self.data_dir.join("stream")
+    }
+
     /// The parsed listen address (validated by [`Config::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         self.listen.parse().map_err(|_| Error::ConfigValue {

@@ -30,6 +30,9 @@ pub enum Error {
     /// The state store failed.
     #[error(transparent)]
     State(#[from] bongsu_state::Error),
+    /// The embedded stream failed to open or to create a topic.
+    #[error(transparent)]
+    Stream(#[from] bongsu_stream::Error),
     /// The listen address could not be bound.
     #[error(
         "cannot listen on {addr}: {source}: pick a free address with --listen or server.listen"

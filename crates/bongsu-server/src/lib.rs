@@ -7,6 +7,8 @@
 //! - [`AppState`]: shared state; the seam where other parts add a [`MetricsSource`] and
 //!   shutdown hooks.
 //! - [`ApiError`] / [`ErrorCode`]: the one place errors become HTTP responses.
+//! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
+//!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 
 mod api_error;
 mod auth;
@@ -18,6 +20,7 @@ mod process;
 mod routes;
 mod server;
 mod state;
+mod stream;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -33,3 +36,4 @@ pub use process::ProcessMetrics;
 pub use routes::router;
 pub use server::{run, shutdown_signal, Server};
 pub use state::AppState;
+pub use stream::{topic_config, BUILTIN_TOPICS};

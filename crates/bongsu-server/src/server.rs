@@ -24,8 +24,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `server.listen`, opens `<data_dir>/state.db` (creating and migrating it) and, on
-    /// the first start of a data directory, creates the admin token.
+    /// Binds `server.listen`, opens `<data_dir>/state.db` (creating and migrating it), opens
+    /// the embedded stream in `<data_dir>/stream` (recovering it after a crash, creating the
+    /// built-in topics) and, on the first start of a data directory, creates the admin token.
     pub async fn start(config: Config) -> Result<Server> {
         let addr = config.server.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -34,7 +35,12 @@ impl Server {
         let data_dir = config.server.data_dir.clone();
         let store = blocking(move || StateStore::open(&data_dir)).await??;
         let store = Arc::new(store);
+        let stream = crate::stream::open(&config.server.stream_dir(), &config.stream).await?;
         let state = AppState::new(config, store.clone());
+        state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
+        state.add_shutdown_hook("stream", move || async move {
+            stream.shutdown().await;
+        });
         let now = state.clock().now_ms();
         let admin_token = blocking(move || store.bootstrap_admin_token(now)).await??;
         if let Some(t) = &admin_token {

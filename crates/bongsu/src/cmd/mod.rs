@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 pub(crate) mod server;
+pub(crate) mod stream;
 pub(crate) mod token;
 
 use std::path::PathBuf;
@@ -21,6 +22,14 @@ pub(crate) enum Command {
     /// Manage API tokens directly in the data directory (works while the server runs).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Work with the embedded stream in the data directory: topics, produce, consume, groups
+    /// (the server must not be running on the same data directory).
+    Stream {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        cmd: stream::StreamCommand,
+    },
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<()> {
@@ -28,6 +37,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args),
         Command::Config(c) => config::run(c),
         Command::Token(c) => token::run(c),
+        Command::Stream { config, cmd } => {
+            let config = config.load(None)?;
+            stream::run(cmd, &config.server.stream_dir())
+        }
     }
 }
 

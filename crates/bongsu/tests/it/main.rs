@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod stream_cli;
+
 const BIN: &str = env!("CARGO_BIN_EXE_bongsu");
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -23,6 +25,30 @@ fn bongsu() -> Command {
     }
     c.env("BONGSU_LOG", "info");
     c
+}
+
+/// Runs `bongsu args…` with `stdin` as its standard input; asserts success.
+fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = bongsu()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "bongsu {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 fn run_ok(args: &[&str]) -> Output {
@@ -349,4 +375,73 @@ fn a_busy_port_is_a_clear_error() {
     );
     // Nothing was created before the bind failed, so no token was lost.
     assert!(!dir.path().join("state.db").exists());
+}
+
+#[test]
+fn server_opens_the_stream_and_reports_consumer_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+
+    let server = Running::start(&data);
+    let admin = server
+        .admin_token
+        .clone()
+        .expect("first start prints a token");
+    server.wait_ready();
+    // The running server holds the stream's lock: the command-line tool is refused, clearly.
+    let out = bongsu()
+        .args(["stream", "--data-dir", data_s, "topics", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another bongsu process"), "{err}");
+    let (status, body) = server.get("/metrics", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("# TYPE bongsu_stream_fsyncs_total counter"),
+        "{body}"
+    );
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+
+    // The server created its built-in topics under <data_dir>/stream.
+    let topics = run_ok(&["stream", "--data-dir", data_s, "topics", "list"]).stdout;
+    assert_eq!(String::from_utf8(topics).unwrap(), "logs\nmetrics\n");
+
+    // A group that consumed 3 of 5 records has a lag of 2, shown on the next start.
+    let stream = |args: &[&str]| {
+        let mut all = vec!["stream", "--data-dir", data_s];
+        all.extend_from_slice(args);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let args = stream(&["topics", "create", "e2e", "-p", "1"]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = stream(&["produce", "-t", "e2e"]);
+    run_with_stdin(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "a\nb\nc\n",
+    );
+    let args = stream(&["consume", "-t", "e2e", "-g", "g1", "-e"]);
+    let out = run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a\nb\nc\n");
+    let args = stream(&["produce", "-t", "e2e"]);
+    run_with_stdin(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "d\ne\n",
+    );
+
+    let server = Running::start(&data);
+    server.wait_ready();
+    let (status, body) = server.get("/metrics", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(
+            "bongsu_stream_consumer_lag_records{group=\"g1\",topic=\"e2e\",partition=\"0\"} 2\n"
+        ),
+        "{body}"
+    );
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
 }
