@@ -27,10 +27,9 @@ fn bongsu() -> Command {
     c
 }
 
-/// Runs `bongsu args…` with `stdin` as its standard input; asserts success.
-fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = bongsu()
-        .args(args)
+/// Runs `cmd` with `stdin` as its standard input and collects its output.
+fn output_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,13 +41,7 @@ fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "bongsu {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    child.wait_with_output().unwrap()
 }
 
 fn run_ok(args: &[&str]) -> Output {
@@ -401,30 +394,17 @@ fn server_opens_the_stream_and_reports_consumer_lag() {
     assert!(status.success(), "{stderr}");
 
     // The server created its built-in topics under <data_dir>/stream.
-    let topics = run_ok(&["stream", "--data-dir", data_s, "topics", "list"]).stdout;
-    assert_eq!(String::from_utf8(topics).unwrap(), "logs\nmetrics\n");
+    assert_eq!(
+        stream_cli::ok(&data, &["topics", "list"], ""),
+        "logs\nmetrics\n"
+    );
 
     // A group that consumed 3 of 5 records has a lag of 2, shown on the next start.
-    let stream = |args: &[&str]| {
-        let mut all = vec!["stream", "--data-dir", data_s];
-        all.extend_from_slice(args);
-        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
-    };
-    let args = stream(&["topics", "create", "e2e", "-p", "1"]);
-    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let args = stream(&["produce", "-t", "e2e"]);
-    run_with_stdin(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        "a\nb\nc\n",
-    );
-    let args = stream(&["consume", "-t", "e2e", "-g", "g1", "-e"]);
-    let out = run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a\nb\nc\n");
-    let args = stream(&["produce", "-t", "e2e"]);
-    run_with_stdin(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        "d\ne\n",
-    );
+    stream_cli::ok(&data, &["topics", "create", "e2e", "-p", "1"], "");
+    stream_cli::ok(&data, &["produce", "-t", "e2e"], "a\nb\nc\n");
+    let out = stream_cli::ok(&data, &["consume", "-t", "e2e", "-g", "g1", "-e"], "");
+    assert_eq!(out, "a\nb\nc\n");
+    stream_cli::ok(&data, &["produce", "-t", "e2e"], "d\ne\n");
 
     let server = Running::start(&data);
     server.wait_ready();

@@ -1,27 +1,12 @@
 //! The `bongsu stream` CLI end to end, through the real binary.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+/// Runs `bongsu stream --data-dir DIR args…` with `stdin`; returns success, stdout, stderr.
 fn bongsu(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bongsu"))
-        .arg("stream")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = super::bongsu();
+    cmd.arg("stream").arg("--data-dir").arg(dir).args(args);
+    let out = super::output_with_stdin(cmd, stdin);
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -29,7 +14,8 @@ fn bongsu(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     )
 }
 
-fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
+/// Like [`bongsu`], asserting success; returns stdout.
+pub(crate) fn ok(dir: &Path, args: &[&str], stdin: &str) -> String {
     let (success, out, err) = bongsu(dir, args, stdin);
     assert!(success, "bongsu stream {args:?} failed: {err}");
     out
