@@ -22,7 +22,12 @@ pub fn topic_config(s: &StreamSettings) -> TopicConfig {
         retention_bytes: s.retention_bytes,
         segment_bytes: s.segment_bytes,
         segment_ms: i64::try_from(s.segment_ms).unwrap_or(i64::MAX),
-        flush_ms: i64::try_from(s.flush_ms).unwrap_or(i64::MAX),
+        // `stream.flush_ms = 0` means "no time-based flush" (Kafka's default of Long.MAX_VALUE);
+        // the stream's own `flush.ms = 0` would mean "fsync before every acknowledgement".
+        flush_ms: match s.flush_ms {
+            0 => i64::MAX,
+            ms => i64::try_from(ms).unwrap_or(i64::MAX),
+        },
         flush_messages: i64::try_from(s.flush_messages).unwrap_or(i64::MAX),
         compression_type: match s.compression {
             Compression::Zstd => bongsu_stream::Compression::Zstd,
@@ -120,5 +125,32 @@ impl MetricsSource for StreamMetricsSource {
                 lag.lag as f64,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_map_to_kafka_topic_config() {
+        let mut s = StreamSettings {
+            default_partitions: 3,
+            flush_messages: 1000,
+            compression: Compression::Lz4,
+            ..StreamSettings::default()
+        };
+        let c = topic_config(&s);
+        assert_eq!(c.partitions, 3);
+        assert_eq!(c.flush_messages, 1000);
+        assert_eq!(
+            c.flush_ms,
+            i64::MAX,
+            "flush_ms = 0 must not fsync every append"
+        );
+        assert_eq!(c.compression_type, bongsu_stream::Compression::Lz4);
+        assert_eq!(c.max_message_bytes, s.max_message_bytes);
+        s.flush_ms = 250;
+        assert_eq!(topic_config(&s).flush_ms, 250);
     }
 }
