@@ -1,7 +1,7 @@
 //! The systemd journal, read by running `journalctl --output=json --follow` (argv only,
 //! never a shell) and resuming after the last returned entry's cursor.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
@@ -272,34 +272,11 @@ pub(crate) fn decode_cursor(b: &[u8]) -> std::result::Result<String, String> {
 }
 
 fn load_cursor(path: &Path) -> Result<Option<String>> {
-    match std::fs::read(path) {
-        Ok(b) => decode_cursor(&b)
-            .map(Some)
-            .map_err(|detail| Error::Checkpoint {
-                path: path.to_path_buf(),
-                detail,
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::read(path, e)),
-    }
+    crate::state_file::load(path, decode_cursor)
 }
 
 fn store_cursor(path: &Path, cursor: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::write(&tmp, e))?;
-    f.write_all(&encode_cursor(cursor))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::write(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::write(path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        d.sync_all().map_err(|e| Error::write(dir, e))?;
-    }
-    Ok(())
+    crate::state_file::store(path, &encode_cursor(cursor))
 }
 
 #[cfg(test)]

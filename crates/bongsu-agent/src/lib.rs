@@ -19,6 +19,7 @@ mod metrics;
 mod paths;
 mod ports;
 mod processes;
+mod state_file;
 mod tail;
 
 pub use agent::Collector;

@@ -1,11 +1,10 @@
 //! The tailer's checkpoint file: where each tracked file is read up to, written atomically.
 //! Format (version 1) is described byte by byte in `docs/agent.md`.
 
-use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::Result;
 
 pub(crate) const MAGIC: &[u8; 4] = b"BSTC";
 pub(crate) const VERSION: u16 = 1;
@@ -128,34 +127,12 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<CheckpointEntry>, 
 
 /// Reads the checkpoint at `path`; a missing file is an empty checkpoint.
 pub(crate) fn load(path: &Path) -> Result<Vec<CheckpointEntry>> {
-    match std::fs::read(path) {
-        Ok(b) => decode(&b).map_err(|detail| Error::Checkpoint {
-            path: path.to_path_buf(),
-            detail,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::read(path, e)),
-    }
+    Ok(crate::state_file::load(path, decode)?.unwrap_or_default())
 }
 
-/// Writes to `<path>.tmp`, syncs it, renames it over `path` and syncs the directory, so a
-/// crash leaves either the old or the new checkpoint, never a torn one.
+/// Replaces the checkpoint at `path` atomically (never torn by a crash).
 pub(crate) fn store(path: &Path, entries: &[CheckpointEntry]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::write(&tmp, e))?;
-    f.write_all(&encode(entries))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::write(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::write(path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        d.sync_all().map_err(|e| Error::write(dir, e))?;
-    }
-    Ok(())
+    crate::state_file::store(path, &encode(entries))
 }
 
 #[cfg(test)]
