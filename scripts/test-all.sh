@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*" >&2; }
 
 # Debian packages the tests need (peers for end-to-end tests are added here as they arrive).
-APT_PACKAGES=()
+APT_PACKAGES=(
+    prometheus-node-exporter # node_exporter 1.5: the agent's collectors are compared with it
+)
+
+# Tests that use a peer fail (instead of skipping) when the peer is missing.
+export BONGSU_REQUIRE_PEERS=1
 
 # Installs APT_PACKAGES that are missing; a no-op (no apt call) when all are installed.
 install_deps() {
