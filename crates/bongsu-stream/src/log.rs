@@ -119,10 +119,30 @@ impl Segment {
 
     /// Writes and fsyncs both index files (done when the segment is closed).
     fn write_indexes(&self) -> Result<()> {
+        self.index_files().write()
+    }
+
+    /// The encoded index files of this segment, ready to be written.
+    fn index_files(&self) -> IndexFiles {
         let (ip, tp) = self.index_paths();
         let h = self.index_header();
-        index::write_synced(&ip, &index::encode_offset_index(&h, &self.index))?;
-        index::write_synced(&tp, &index::encode_time_index(&h, &self.time_index))?;
+        IndexFiles {
+            offset: (ip, index::encode_offset_index(&h, &self.index)),
+            time: (tp, index::encode_time_index(&h, &self.time_index)),
+        }
+    }
+}
+
+/// Both index files of a closed segment, encoded.
+struct IndexFiles {
+    offset: (PathBuf, Vec<u8>),
+    time: (PathBuf, Vec<u8>),
+}
+
+impl IndexFiles {
+    fn write(&self) -> Result<()> {
+        index::write_synced(&self.offset.0, &self.offset.1)?;
+        index::write_synced(&self.time.0, &self.time.1)?;
         Ok(())
     }
 }
@@ -174,6 +194,8 @@ pub(crate) struct PartitionLog {
     pub(crate) cfg: TopicConfig,
     /// Ascending by base offset; the last one is the active segment. Never empty.
     pub(crate) segments: Vec<Segment>,
+    /// Threads writing the index files of recently closed segments (see [`roll`]).
+    index_jobs: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What recovery found and did, for logs and tests.
@@ -206,6 +228,7 @@ impl PartitionLog {
             partition,
             cfg: cfg.clone(),
             segments: vec![Segment::new(0, path, file, now_ms)],
+            index_jobs: Vec::new(),
         })
     }
 
@@ -268,9 +291,17 @@ impl PartitionLog {
                 partition,
                 cfg: cfg.clone(),
                 segments,
+                index_jobs: Vec::new(),
             },
             report,
         ))
+    }
+
+    /// Waits for the index files of closed segments still being written.
+    pub(crate) fn finish_index_jobs(&mut self) {
+        for j in self.index_jobs.drain(..) {
+            let _ = j.join();
+        }
     }
 
     pub(crate) fn active(&self) -> &Segment {
@@ -595,17 +626,23 @@ pub(crate) fn offset_for_time(log: &RwLock<PartitionLog>, ts: i64) -> Result<Opt
     Ok(None)
 }
 
-/// Closes the active segment (fsync, index files) and opens a new one at the current end.
+/// Closes the active segment (fsync) and opens a new one at the current end.
+///
+/// The closed segment's index files are written and fsynced by a background thread, off the
+/// append path: writing them took the writer thread away from appends for milliseconds at every
+/// roll. They are not needed for durability or reads (the in-memory indexes serve reads), and a
+/// crash before they are complete leaves them missing or failing their CRC, which the next open
+/// detects and rebuilds from the segment itself. [`PartitionLog::finish_index_jobs`] waits
+/// for them (the writer does so when it stops; retention does so before deleting files).
 pub(crate) fn roll(log: &RwLock<PartitionLog>, now_ms: i64) -> Result<()> {
-    let (dir, next) = {
+    let (dir, next, files) = {
         let l = log.read();
         let a = l.active();
         if a.size == 0 {
             return Ok(());
         }
         a.file.sync_all().map_err(io_err(&a.path))?;
-        a.write_indexes()?;
-        (l.dir.clone(), a.next_offset)
+        (l.dir.clone(), a.next_offset, a.index_files())
     };
     let path = dir.join(segment_name(next, "log"));
     let file = OpenOptions::new()
@@ -618,15 +655,26 @@ pub(crate) fn roll(log: &RwLock<PartitionLog>, now_ms: i64) -> Result<()> {
     // a leftover file of that name can only hold unacknowledged bytes
     file.set_len(0).map_err(io_err(&path))?;
     sync_dir(&dir)?;
-    log.write()
-        .segments
-        .push(Segment::new(next, path, file, now_ms));
+    let job = std::thread::Builder::new()
+        .name("bongsu-index".into())
+        .spawn(move || {
+            // a failure leaves an index the next open rebuilds; appends are unaffected
+            let _ = files.write();
+        });
+    let mut l = log.write();
+    l.index_jobs.retain(|j| !j.is_finished());
+    // with no thread to spare the indexes are not written: the next open rebuilds them
+    if let Ok(j) = job {
+        l.index_jobs.push(j);
+    }
+    l.segments.push(Segment::new(next, path, file, now_ms));
     Ok(())
 }
 
 /// Deletes whole closed segments by `retention.ms` and `retention.bytes`. Returns the number of
 /// segments deleted.
 pub(crate) fn apply_retention(log: &RwLock<PartitionLog>, now_ms: i64) -> Result<usize> {
+    let mut jobs = Vec::new();
     let removed: Vec<Segment> = {
         let mut l = log.write();
         let cfg = l.cfg.clone();
@@ -644,8 +692,16 @@ pub(crate) fn apply_retention(log: &RwLock<PartitionLog>, now_ms: i64) -> Result
                 n += 1;
             }
         }
-        l.segments.drain(..n).collect()
+        let removed: Vec<Segment> = l.segments.drain(..n).collect();
+        if !removed.is_empty() {
+            jobs = std::mem::take(&mut l.index_jobs);
+        }
+        removed
     };
+    // an index file written after its segment is deleted would be left behind
+    for j in jobs {
+        let _ = j.join();
+    }
     let count = removed.len();
     if count > 0 {
         let dir = removed[0].path.parent().map(Path::to_path_buf);

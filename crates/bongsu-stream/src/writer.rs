@@ -104,6 +104,7 @@ impl Writer {
         if unflushed > 0 {
             let _ = self.sync();
         }
+        self.log.write().finish_index_jobs();
     }
 
     fn sync(&self) -> Result<()> {
