@@ -394,3 +394,46 @@ async fn without_a_stream_receivers_answer_503() {
     .await;
     a.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
 }
+
+#[tokio::test]
+async fn loki_protobuf_push_appends_the_same_record_as_json() {
+    use bongsu_ingest::logproto;
+    let (f, app, stream) = ingest_fixture(Config::default()).await;
+    let req = logproto::PushRequest {
+        streams: vec![logproto::StreamAdapter {
+            labels: r#"{job="api", level="info"}"#.into(),
+            entries: vec![logproto::EntryAdapter {
+                timestamp: Some(logproto::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 7,
+                }),
+                line: "from protobuf".into(),
+                structured_metadata: vec![],
+            }],
+            hash: 0,
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let a = post(
+        &app,
+        "/loki/api/v1/push",
+        &f.write,
+        &[("content-type", "application/x-protobuf")],
+        body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let got = values(&stream, "logs").await;
+    assert_eq!(got.len(), 1);
+    let record = LogsRecord::decode(&got[0]).unwrap();
+    assert_eq!(
+        record.streams[0].labels,
+        Labels::from_pairs([("job", "api"), ("level", "info")]).unwrap()
+    );
+    assert_eq!(
+        record.streams[0].entries,
+        vec![LogEntry::new(1_700_000_000_000_000_007, "from protobuf")]
+    );
+}
