@@ -21,6 +21,10 @@ pub enum ErrorCode {
     NotFound,
     /// 413 `too_large`: the request body is over the limit.
     TooLarge,
+    /// 415 `unsupported_media_type`: a content type or encoding the receiver does not speak.
+    UnsupportedMediaType,
+    /// 429 `too_many_requests`: the receiver is saturated; the answer carries `Retry-After`.
+    TooManyRequests,
     /// 503 `unavailable`: not ready, or shutting down.
     Unavailable,
     /// 500 `internal`: a bug or a failing disk; details are in the server log.
@@ -36,6 +40,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -49,6 +55,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -63,6 +71,9 @@ pub struct ApiError {
     /// What went wrong and what to do, for the client.
     pub message: String,
 }
+
+/// The `Retry-After` of a 429, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
 
 /// The message clients see for internal errors.
 const INTERNAL_MESSAGE: &str = "internal error: the server log has the details";
@@ -95,6 +106,12 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"bongsu\""),
+            );
+        }
+        if self.code == ErrorCode::TooManyRequests {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         resp
@@ -161,6 +178,8 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::TooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::TooManyRequests,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ];

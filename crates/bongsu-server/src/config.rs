@@ -25,6 +25,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[stream]`: the embedded log's defaults.
     pub stream: StreamSettings,
+    /// `[ingest]`: receiver limits and saturation.
+    pub ingest: IngestSettings,
 }
 
 /// `[server]`.
@@ -164,6 +166,72 @@ impl StreamSettings {
     }
 }
 
+/// `[ingest]`: the limits every receiver applies (the fields of `bongsu_ingest::Limits`, same
+/// names) and how many appends each receiver may have in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Largest request body as sent (compressed).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression.
+    pub max_decompressed_bytes: usize,
+    /// Most labels in one series or stream.
+    pub max_labels_per_series: usize,
+    /// Longest label name, in bytes.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, in bytes.
+    pub max_label_value_bytes: usize,
+    /// Most samples in one remote_write request.
+    pub max_samples_per_request: usize,
+    /// Most streams in one Loki push request.
+    pub max_streams_per_request: usize,
+    /// Most log entries in one Loki push request.
+    pub max_entries_per_request: usize,
+    /// Longest log line, in bytes.
+    pub max_line_bytes: usize,
+    /// Longest line of a scraped exposition, in bytes.
+    pub max_exposition_line_bytes: usize,
+    /// Requests each receiver decodes and appends at once; more are answered 429.
+    pub max_inflight_requests: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        let l = bongsu_ingest::Limits::default();
+        IngestSettings {
+            max_body_bytes: l.max_body_bytes,
+            max_decompressed_bytes: l.max_decompressed_bytes,
+            max_labels_per_series: l.max_labels_per_series,
+            max_label_name_bytes: l.max_label_name_bytes,
+            max_label_value_bytes: l.max_label_value_bytes,
+            max_samples_per_request: l.max_samples_per_request,
+            max_streams_per_request: l.max_streams_per_request,
+            max_entries_per_request: l.max_entries_per_request,
+            max_line_bytes: l.max_line_bytes,
+            max_exposition_line_bytes: l.max_exposition_line_bytes,
+            max_inflight_requests: 64,
+        }
+    }
+}
+
+impl IngestSettings {
+    /// The decoders' limits.
+    pub fn limits(&self) -> bongsu_ingest::Limits {
+        bongsu_ingest::Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_bytes: self.max_label_name_bytes,
+            max_label_value_bytes: self.max_label_value_bytes,
+            max_samples_per_request: self.max_samples_per_request,
+            max_streams_per_request: self.max_streams_per_request,
+            max_entries_per_request: self.max_entries_per_request,
+            max_line_bytes: self.max_line_bytes,
+            max_exposition_line_bytes: self.max_exposition_line_bytes,
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> Error {
     Error::ConfigValue {
         key: key.to_owned(),
@@ -294,6 +362,27 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let i = &self.ingest;
+        for (key, value) in [
+            ("ingest.max_body_bytes", i.max_body_bytes),
+            ("ingest.max_decompressed_bytes", i.max_decompressed_bytes),
+            ("ingest.max_labels_per_series", i.max_labels_per_series),
+            ("ingest.max_label_name_bytes", i.max_label_name_bytes),
+            ("ingest.max_label_value_bytes", i.max_label_value_bytes),
+            ("ingest.max_samples_per_request", i.max_samples_per_request),
+            ("ingest.max_streams_per_request", i.max_streams_per_request),
+            ("ingest.max_entries_per_request", i.max_entries_per_request),
+            ("ingest.max_line_bytes", i.max_line_bytes),
+            (
+                "ingest.max_exposition_line_bytes",
+                i.max_exposition_line_bytes,
+            ),
+            ("ingest.max_inflight_requests", i.max_inflight_requests),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         Ok(())
     }
 
@@ -351,6 +440,28 @@ compression = "zstd"
 max_message_bytes = 1048576
 # How often retention is enforced (5 minutes).
 retention_check_interval_ms = 300000
+
+[ingest]
+# Largest request body as sent, compressed (10 MiB); larger bodies get 413.
+max_body_bytes = 10485760
+# Largest body after snappy or gzip decompression (64 MiB).
+max_decompressed_bytes = 67108864
+# Most labels in one series or log stream.
+max_labels_per_series = 64
+# Longest label name and label value, in bytes.
+max_label_name_bytes = 1024
+max_label_value_bytes = 4096
+# Most samples in one remote_write request.
+max_samples_per_request = 1000000
+# Most streams and log entries in one Loki push request.
+max_streams_per_request = 10000
+max_entries_per_request = 1000000
+# Longest log line, in bytes (256 KiB).
+max_line_bytes = 262144
+# Longest line of a scraped exposition, in bytes (64 KiB).
+max_exposition_line_bytes = 65536
+# Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
+max_inflight_requests = 64
 "#;
 
 /// The sections and their default values, used to find env variables and their types.
@@ -438,6 +549,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "server" => config.server = section_from(&section, value)?,
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
+            "ingest" => config.ingest = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -618,7 +730,10 @@ mod tests {
         let err = Config::from_toml("[serve]\nlisten = \"x\"\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
-        assert!(msg.contains("[server], [auth] and [stream]"), "{msg}");
+        assert!(
+            msg.contains("[server], [auth], [stream] and [ingest]"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! - [`AppState`]: shared state; the seam where other parts add a [`MetricsSource`] and
 //!   shutdown hooks.
 //! - [`ApiError`] / [`ErrorCode`]: the one place errors become HTTP responses.
+//! - Receivers: `POST /api/v1/write` (remote_write 1.0) and `POST /loki/api/v1/push` decode
+//!   with `bongsu-ingest` and append one record to the `metrics` / `logs` topic of the stream
+//!   given to [`AppState::attach_stream`], answering 204 once it is durable.
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 
@@ -15,6 +18,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod ingest;
 mod metrics;
 mod process;
 mod routes;
@@ -25,7 +29,8 @@ mod stream;
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, ServerConfig, StreamSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, ServerConfig, StreamSettings, ENV_PREFIX,
+    MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
 pub use metrics::{

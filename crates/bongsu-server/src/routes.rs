@@ -7,13 +7,14 @@ use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bongsu_state::{format_rfc3339_ms, Scope, TokenInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::{ApiError, ErrorCode};
 use crate::auth;
+use crate::ingest;
 use crate::metrics::{render, TEXT_CONTENT_TYPE};
 use crate::state::AppState;
 
@@ -37,11 +38,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route_layer(scoped(Scope::Admin));
 
+    // Receivers read their body themselves within ingest.max_body_bytes.
+    let receivers = Router::new()
+        .route("/api/v1/write", post(ingest::remote_write))
+        .route("/loki/api/v1/push", post(ingest::loki_push))
+        .route_layer(scoped(Scope::Write));
+
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(metrics)
         .merge(admin)
+        .merge(receivers)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -38,6 +38,7 @@ impl Server {
         let stream = crate::stream::open(&config.server.stream_dir(), &config.stream).await?;
         let state = AppState::new(config, store.clone());
         state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
+        state.attach_stream(stream.clone());
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

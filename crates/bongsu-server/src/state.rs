@@ -4,13 +4,15 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bongsu_state::StateStore;
+use bongsu_stream::Stream;
 
 use crate::auth::{Authenticator, Failure};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::ingest::Receivers;
 use crate::metrics::{BuildInfo, CounterVec, HistogramVec, MetricsSource, DURATION_BUCKETS};
 use crate::process::ProcessMetrics;
 
@@ -46,6 +48,8 @@ struct Inner {
     sources: RwLock<Vec<Arc<dyn MetricsSource>>>,
     http: HttpMetrics,
     hooks: Mutex<Vec<ShutdownHook>>,
+    stream: OnceLock<Arc<dyn Stream>>,
+    receivers: Receivers,
 }
 
 impl fmt::Debug for AppState {
@@ -85,12 +89,15 @@ impl AppState {
                 &["reason"],
             )),
         };
+        let receivers = Receivers::new(config.ingest.max_inflight_requests, config.ingest.limits());
         let sources: Vec<Arc<dyn MetricsSource>> = vec![
             Arc::new(BuildInfo),
             Arc::new(ProcessMetrics),
             http.requests.clone(),
             http.durations.clone(),
             http.auth_failures.clone(),
+            receivers.requests.clone(),
+            receivers.items.clone(),
         ];
         AppState {
             inner: Arc::new(Inner {
@@ -102,6 +109,8 @@ impl AppState {
                 sources: RwLock::new(sources),
                 http,
                 hooks: Mutex::new(Vec::new()),
+                stream: OnceLock::new(),
+                receivers,
             }),
         }
     }
@@ -149,6 +158,17 @@ impl AppState {
             });
     }
 
+    /// Attaches the stream the receivers append to (once; later calls are ignored and return
+    /// false). Until then the receivers answer 503.
+    pub fn attach_stream(&self, stream: Arc<dyn Stream>) -> bool {
+        self.inner.stream.set(stream).is_ok()
+    }
+
+    /// The stream the receivers append to, once attached.
+    pub fn stream(&self) -> Option<&Arc<dyn Stream>> {
+        self.inner.stream.get()
+    }
+
     /// Whether `/-/ready` answers 200.
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
@@ -161,6 +181,10 @@ impl AppState {
 
     pub(crate) fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    pub(crate) fn receivers(&self) -> &Receivers {
+        &self.inner.receivers
     }
 
     pub(crate) fn http_metrics(&self) -> &HttpMetrics {

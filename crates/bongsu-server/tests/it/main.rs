@@ -1,6 +1,8 @@
 //! Router and server tests: requests go through the real router with `oneshot` (no socket),
 //! or through `run` on a real loopback listener.
 
+mod ingest;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod receivers;
 mod stream_cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bongsu");

@@ -1,0 +1,324 @@
+//! The push receivers: Prometheus remote_write 1.0 (`POST /api/v1/write`) and the Loki push
+//! API (`POST /loki/api/v1/push`).
+//!
+//! Wiring only: the body is read within `ingest.max_body_bytes`, decoded by `bongsu-ingest`
+//! (which refuses a whole request or accepts it whole), encoded as one record of
+//! `docs/formats/records.md` and appended to the `metrics` or `logs` topic. The answer is 204
+//! only after the stream acknowledged the append (durable under the topic's flush policy).
+//!
+//! A request whose record is larger than the topic's `max.message.bytes` is refused with 413
+//! (nothing is appended): senders split their batches far below that size.
+//!
+//! Each receiver handles at most `ingest.max_inflight_requests` requests at once; the next one
+//! is answered 429 with `Retry-After` at once, before its body is read.
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bongsu_ingest::{classify_remote_write, decode_loki_push, decode_remote_write, Limits};
+use bongsu_stream::Record;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::api_error::{ApiError, ErrorCode};
+use crate::metrics::CounterVec;
+use crate::state::AppState;
+
+/// The topic remote_write appends to.
+pub(crate) const METRICS_TOPIC: &str = "metrics";
+/// The topic Loki push appends to.
+pub(crate) const LOGS_TOPIC: &str = "logs";
+
+/// The two receivers, as metric label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    RemoteWrite,
+    Loki,
+}
+
+impl Receiver {
+    fn as_str(self) -> &'static str {
+        match self {
+            Receiver::RemoteWrite => "remote_write",
+            Receiver::Loki => "loki",
+        }
+    }
+
+    /// What the receiver counts: samples or log lines.
+    fn unit(self) -> &'static str {
+        match self {
+            Receiver::RemoteWrite => "samples",
+            Receiver::Loki => "lines",
+        }
+    }
+}
+
+/// Per-receiver saturation gates and self-metrics.
+#[derive(Debug)]
+pub(crate) struct Receivers {
+    remote_write: Arc<Semaphore>,
+    loki: Arc<Semaphore>,
+    /// Requests by receiver and outcome (received, accepted, rejected).
+    pub(crate) requests: Arc<CounterVec>,
+    /// Samples or lines by receiver, unit and outcome (accepted, rejected).
+    pub(crate) items: Arc<CounterVec>,
+    limits: Limits,
+}
+
+impl Receivers {
+    pub(crate) fn new(max_inflight: usize, limits: Limits) -> Receivers {
+        Receivers {
+            remote_write: Arc::new(Semaphore::new(max_inflight)),
+            loki: Arc::new(Semaphore::new(max_inflight)),
+            requests: Arc::new(CounterVec::new(
+                "bongsu_ingest_requests_total",
+                "Push requests by receiver and outcome (received, accepted, rejected).",
+                &["receiver", "outcome"],
+            )),
+            items: Arc::new(CounterVec::new(
+                "bongsu_ingest_items_total",
+                "Samples (remote_write) or log lines (loki) by receiver, unit and outcome (accepted, rejected). Items of a request refused before decoding are not counted.",
+                &["receiver", "unit", "outcome"],
+            )),
+            limits,
+        }
+    }
+
+    fn gate(&self, r: Receiver) -> &Arc<Semaphore> {
+        match r {
+            Receiver::RemoteWrite => &self.remote_write,
+            Receiver::Loki => &self.loki,
+        }
+    }
+
+    fn count(&self, r: Receiver, outcome: &str) {
+        self.requests.with(&[r.as_str(), outcome]).inc();
+    }
+
+    fn count_items(&self, r: Receiver, outcome: &str, n: usize) {
+        self.items
+            .with(&[r.as_str(), r.unit(), outcome])
+            .inc_by(n as f64);
+    }
+}
+
+/// `POST /api/v1/write`.
+pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) -> Response {
+    let r = Receiver::RemoteWrite;
+    let result = async {
+        let permit = admit(&state, r)?;
+        let headers = req.headers();
+        classify_remote_write(
+            header_str(headers, header::CONTENT_TYPE.as_str())?,
+            header_str(headers, header::CONTENT_ENCODING.as_str())?,
+            header_str(headers, "x-prometheus-remote-write-version")?,
+        )
+        .map_err(ingest_error)?;
+        let limits = state.receivers().limits.clone();
+        let body = read_body(req, &limits).await?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            decode_remote_write(&body, &limits).map(|rw| {
+                let n = rw.record.sample_count();
+                (rw.record.encode(), n)
+            })
+        })
+        .await
+        .map_err(join_error)?;
+        let (value, n) = decoded.map_err(ingest_error)?;
+        append(&state, r, METRICS_TOPIC, value, n).await?;
+        drop(permit);
+        Ok(())
+    }
+    .await;
+    finish(&state, r, result)
+}
+
+/// `POST /loki/api/v1/push`.
+pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Response {
+    let r = Receiver::Loki;
+    let result = async {
+        let permit = admit(&state, r)?;
+        let headers = req.headers();
+        let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.map(str::to_owned);
+        let content_encoding =
+            header_str(headers, header::CONTENT_ENCODING.as_str())?.map(str::to_owned);
+        let limits = state.receivers().limits.clone();
+        let body = read_body(req, &limits).await?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            decode_loki_push(
+                &body,
+                content_type.as_deref(),
+                content_encoding.as_deref(),
+                &limits,
+            )
+            .map(|rec| (rec.encode(), rec.entry_count()))
+        })
+        .await
+        .map_err(join_error)?;
+        let (value, n) = decoded.map_err(ingest_error)?;
+        append(&state, r, LOGS_TOPIC, value, n).await?;
+        drop(permit);
+        Ok(())
+    }
+    .await;
+    finish(&state, r, result)
+}
+
+/// A failed request: the error, and how many items it held when known.
+type Failed = (ApiError, usize);
+
+fn finish(state: &AppState, r: Receiver, result: Result<(), Failed>) -> Response {
+    let recv = state.receivers();
+    recv.count(r, "received");
+    match result {
+        Ok(()) => {
+            recv.count(r, "accepted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err((err, n)) => {
+            recv.count(r, "rejected");
+            recv.count_items(r, "rejected", n);
+            err.into_response()
+        }
+    }
+}
+
+/// Takes a slot of the receiver's gate, or refuses with 429.
+fn admit(state: &AppState, r: Receiver) -> Result<OwnedSemaphorePermit, Failed> {
+    state
+        .receivers()
+        .gate(r)
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            (
+                ApiError::new(
+                    ErrorCode::TooManyRequests,
+                    format!(
+                        "{} receiver is saturated: retry after the Retry-After delay, or raise ingest.max_inflight_requests",
+                        r.as_str()
+                    ),
+                ),
+                0,
+            )
+        })
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Failed> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            (
+                ApiError::new(
+                    ErrorCode::BadData,
+                    format!("header {name} is not visible ASCII: send a plain value"),
+                ),
+                0,
+            )
+        }),
+    }
+}
+
+/// Reads the body, refusing one larger than `limits.max_body_bytes` with 413.
+async fn read_body(req: Request, limits: &Limits) -> Result<Bytes, Failed> {
+    let too_large = |size: Option<u64>| {
+        let size = size.map(|s| format!("{s} bytes, ")).unwrap_or_default();
+        (
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "request body too large ({size}limit {}): send smaller batches or raise ingest.max_body_bytes",
+                    limits.max_body_bytes
+                ),
+            ),
+            0,
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(too_large(declared));
+    }
+    to_bytes(req.into_body(), limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                too_large(None)
+            } else {
+                (
+                    ApiError::new(
+                        ErrorCode::BadData,
+                        "cannot read the request body: resend the request",
+                    ),
+                    0,
+                )
+            }
+        })
+}
+
+/// Whether a body error is the length limit (axum wraps it in its own error type).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn ingest_error(e: bongsu_ingest::Error) -> Failed {
+    let code = match e.kind() {
+        bongsu_ingest::ErrorKind::BadRequest => ErrorCode::BadData,
+        bongsu_ingest::ErrorKind::PayloadTooLarge => ErrorCode::TooLarge,
+        bongsu_ingest::ErrorKind::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+    };
+    // The decoders' messages describe the request, never server internals.
+    (ApiError::new(code, e.to_string()), 0)
+}
+
+fn join_error(e: tokio::task::JoinError) -> Failed {
+    (ApiError::internal(&e), 0)
+}
+
+/// Appends one record and waits for the stream's acknowledgement.
+async fn append(
+    state: &AppState,
+    r: Receiver,
+    topic: &str,
+    value: Vec<u8>,
+    items: usize,
+) -> Result<(), Failed> {
+    let Some(stream) = state.stream() else {
+        return Err((
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the stream is not open: retry once the server is ready",
+            ),
+            items,
+        ));
+    };
+    let record = Record::new(value, state.clock().now_ms());
+    match stream.append(topic, None, vec![record]).await {
+        Ok(_) => {
+            state.receivers().count_items(r, "accepted", items);
+            Ok(())
+        }
+        Err(bongsu_stream::Error::RecordTooLarge { size, limit, .. }) => Err((
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "request encodes to a record of {size} bytes, over the {topic} topic's max.message.bytes ({limit}): send smaller batches or raise stream.max_message_bytes (new topics only)"
+                ),
+            ),
+            items,
+        )),
+        Err(e) => Err((ApiError::internal(&e), items)),
+    }
+}
