@@ -30,7 +30,7 @@ use crate::groups::{Coordinator, OffsetLog};
 use crate::index::write_synced;
 use crate::log::{self, sync_dir, PartitionLog};
 use crate::metrics::{Metrics, StreamMetrics};
-use crate::stream::{check_records, choose_partition, long_poll, Stream};
+use crate::stream::{check_commit_partitions, check_records, choose_partition, long_poll, Stream};
 use crate::types::{
     AppendAck, Assignment, FetchOptions, FetchResult, GroupDescription, JoinGroup, OffsetCommit,
     PartitionDescription, PartitionLag, Record, TopicDescription, TopicPartition,
@@ -541,18 +541,7 @@ impl Stream for EmbeddedStream {
         offsets: Vec<OffsetCommit>,
     ) -> Result<()> {
         self.check_open()?;
-        for o in &offsets {
-            let n = self
-                .partition_count(&o.tp.topic)
-                .ok_or_else(|| Error::UnknownTopic(o.tp.topic.clone()))?;
-            if o.tp.partition >= n {
-                return Err(Error::UnknownPartition {
-                    topic: o.tp.topic.clone(),
-                    partition: o.tp.partition,
-                    partitions: n,
-                });
-            }
-        }
+        check_commit_partitions(&offsets, &|t| self.partition_count(t))?;
         self.coordinator
             .check_commit(group, member_id, generation, &|t| self.partition_count(t))?;
         let log = self.offsets.clone();

@@ -15,7 +15,7 @@ use crate::batch::{self, Encoder};
 use crate::config::{validate_topic_name, StreamOptions, TopicConfig};
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
-use crate::stream::{check_records, choose_partition, long_poll, Stream};
+use crate::stream::{check_commit_partitions, check_records, choose_partition, long_poll, Stream};
 use crate::types::{
     AppendAck, Assignment, FetchOptions, FetchResult, GroupDescription, JoinGroup, OffsetCommit,
     PartitionDescription, Record, StoredRecord, TopicDescription, TopicPartition,
@@ -351,18 +351,7 @@ impl Stream for MemoryStream {
         generation: u32,
         offsets: Vec<OffsetCommit>,
     ) -> Result<()> {
-        for o in &offsets {
-            let n = self
-                .partition_count(&o.tp.topic)
-                .ok_or_else(|| Error::UnknownTopic(o.tp.topic.clone()))?;
-            if o.tp.partition >= n {
-                return Err(Error::UnknownPartition {
-                    topic: o.tp.topic.clone(),
-                    partition: o.tp.partition,
-                    partitions: n,
-                });
-            }
-        }
+        check_commit_partitions(&offsets, &|t| self.partition_count(t))?;
         self.coordinator
             .check_commit(group, member_id, generation, &|t| self.partition_count(t))?;
         self.coordinator.apply_commit(group, &offsets);

@@ -94,6 +94,25 @@ pub(crate) fn check_records(topic: &str, cfg: &TopicConfig, records: &[Record]) 
     Ok(())
 }
 
+/// Refuses a commit naming a topic or partition that does not exist (nothing is committed).
+pub(crate) fn check_commit_partitions(
+    offsets: &[OffsetCommit],
+    partition_count: &dyn Fn(&str) -> Option<u32>,
+) -> Result<()> {
+    for o in offsets {
+        let n =
+            partition_count(&o.tp.topic).ok_or_else(|| Error::UnknownTopic(o.tp.topic.clone()))?;
+        if o.tp.partition >= n {
+            return Err(Error::UnknownPartition {
+                topic: o.tp.topic.clone(),
+                partition: o.tp.partition,
+                partitions: n,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Picks the partition of an append.
 pub(crate) fn choose_partition(
     topic: &str,
