@@ -105,6 +105,10 @@ pub(crate) struct Evaluator<'a> {
     deadline: Instant,
     timeout: Duration,
     warnings: BTreeSet<String>,
+    /// Inside histogram_count/sum/avg: selectors read counter reset hints the way
+    /// Prometheus's histogram statistics decoding sets them (reset or not, per sample).
+    stats_mode: bool,
+    stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
     infos: BTreeSet<String>,
 }
 
@@ -265,6 +269,8 @@ impl<'a> Evaluator<'a> {
             deadline,
             timeout,
             warnings: BTreeSet::new(),
+            stats_mode: false,
+            stats_data: HashMap::new(),
             infos: BTreeSet::new(),
         }
     }
@@ -333,11 +339,49 @@ impl<'a> Evaluator<'a> {
         base.saturating_sub(offset_ms(off))
     }
 
-    fn series_for(&self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<EvSeries>> {
-        self.data
-            .get(&selector_key(vs))
-            .cloned()
-            .unwrap_or_default()
+    fn series_for(&mut self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<EvSeries>> {
+        let key = selector_key(vs);
+        let plain = self.data.get(&key).cloned().unwrap_or_default();
+        if !self.stats_mode {
+            return plain;
+        }
+        if let Some(d) = self.stats_data.get(&key) {
+            return d.clone();
+        }
+        let rehinted: Vec<EvSeries> = plain
+            .iter()
+            .map(|s| {
+                let mut points = s.points.clone();
+                let mut prev: Option<Arc<FloatHistogram>> = None;
+                for p in &mut points {
+                    let Some(h) = &p.h else {
+                        prev = None;
+                        continue;
+                    };
+                    let cur = h.clone();
+                    if let Some(pr) = &prev {
+                        use crate::native::CounterResetHint as H;
+                        if !matches!(h.counter_reset_hint, H::Gauge | H::CounterReset) {
+                            let mut c = (**h).clone();
+                            c.counter_reset_hint = if h.detect_reset_ignoring_hint(pr) {
+                                H::CounterReset
+                            } else {
+                                H::NotCounterReset
+                            };
+                            p.h = Some(Arc::new(c));
+                        }
+                    }
+                    prev = Some(cur);
+                }
+                EvSeries {
+                    labels: s.labels.clone(),
+                    points,
+                }
+            })
+            .collect();
+        let d = Arc::new(rehinted);
+        self.stats_data.insert(key, d.clone());
+        d
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
@@ -416,7 +460,19 @@ impl<'a> Evaluator<'a> {
                 Ok(Val::Matrix(out))
             }
             Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?)),
-            Expr::Call(c) => crate::functions::call(self, c, t),
+            Expr::Call(c) => {
+                let saved = self.stats_mode;
+                match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => self.stats_mode = true,
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        self.stats_mode = false
+                    }
+                    _ => {}
+                }
+                let r = crate::functions::call(self, c, t);
+                self.stats_mode = saved;
+                r
+            }
             Expr::Aggregate(a) => self.aggregate(a, t),
             Expr::Binary(b) => self.binary(b, t),
             Expr::Extension(_) => Err(Error::Eval(
@@ -471,7 +527,22 @@ impl<'a> Evaluator<'a> {
                         });
                         entry.drop_name |= e.drop_name;
                         match e.h {
-                            Some(h) => entry.hists.push((ts, h)),
+                            Some(h) => {
+                                // A subquery may skip or repeat samples: its points say
+                                // nothing about resets between them.
+                                use crate::native::CounterResetHint as H;
+                                let h = if matches!(
+                                    h.counter_reset_hint,
+                                    H::CounterReset | H::NotCounterReset
+                                ) {
+                                    let mut c = (*h).clone();
+                                    c.counter_reset_hint = H::Unknown;
+                                    Arc::new(c)
+                                } else {
+                                    h
+                                };
+                                entry.hists.push((ts, h))
+                            }
                             None => entry.points.push((ts, e.value)),
                         }
                     }
@@ -879,6 +950,13 @@ impl<'a> Evaluator<'a> {
                 if !valid_label_name(s) {
                     return Err(Error::Eval(format!("invalid label name {s:?}")));
                 }
+                // The parser decodes `\xNN` escapes to characters; as bytes (what
+                // PromQL means) they may not be valid UTF-8, which no label name may be.
+                if let Some(raw) = raw_string_arg(self.query, "count_values") {
+                    if std::str::from_utf8(&go_unescape(&raw)).is_err() {
+                        return Err(Error::Eval(format!("invalid label name \"{raw}\"")));
+                    }
+                }
                 Some(s.clone())
             }
             ("count_values", _) => {
@@ -1185,6 +1263,93 @@ impl Evaluator<'_> {
         }
         String::new()
     }
+}
+
+/// The text between the quotes of the first string argument of `func` in `query`.
+fn raw_string_arg(query: &str, func: &str) -> Option<String> {
+    let at = query.find(func)? + func.len();
+    let rest = &query[at..];
+    let open = rest.find(['"', '\''])?;
+    let quote = rest[open..].chars().next()?;
+    let body = &rest[open + 1..];
+    let mut end = None;
+    let mut esc = false;
+    for (i, c) in body.char_indices() {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == quote {
+            end = Some(i);
+            break;
+        }
+    }
+    Some(body[..end?].to_owned())
+}
+
+/// Decodes Go string escapes (`\xNN`, octal, `\u`, `\n`, ...) into bytes.
+fn go_unescape(raw: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        let hex = |s: &[u8]| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| u32::from_str_radix(t, 16).ok())
+        };
+        match c {
+            b'x' if i + 4 <= b.len() => match hex(&b[i + 2..i + 4]) {
+                Some(v) => {
+                    out.push(v as u8);
+                    i += 4;
+                }
+                None => {
+                    out.push(c);
+                    i += 2;
+                }
+            },
+            b'0'..=b'7' if i + 4 <= b.len() => {
+                let v = std::str::from_utf8(&b[i + 1..i + 4])
+                    .ok()
+                    .and_then(|t| u32::from_str_radix(t, 8).ok())
+                    .unwrap_or(0);
+                out.push(v as u8);
+                i += 4;
+            }
+            b'u' | b'U' => {
+                let n = if c == b'u' { 4 } else { 8 };
+                let ch = b
+                    .get(i + 2..i + 2 + n)
+                    .and_then(hex)
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                i += 2 + n;
+            }
+            _ => {
+                out.push(match c {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'a' => 7,
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'v' => 11,
+                    other => other,
+                });
+                i += 2;
+            }
+        }
+    }
+    out
 }
 
 fn label_hash(l: &Labels) -> u64 {

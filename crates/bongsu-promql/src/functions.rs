@@ -349,7 +349,7 @@ fn histogram_rate(
         Err(_) => return mixed(ev),
     }
     if is_counter {
-        let mut prev: &FloatHistogram = &points[0].1;
+        let mut prev: &FloatHistogram = &prev;
         for (_, cur) in &points[1..] {
             if cur.detect_reset(prev) {
                 match h.add(prev) {
@@ -1124,6 +1124,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             Ok(Val::Vector(out))
         }
         "histogram_fraction" => crate::histogram::histogram_fraction(ev, c, t),
+        "histogram_quantiles" => crate::histogram::histogram_quantiles(ev, c, t),
         other => Err(Error::Eval(format!(
             "function {other} is not supported by this engine"
         ))),

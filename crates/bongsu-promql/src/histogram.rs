@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bongsu_model::{Labels, METRIC_NAME};
-use promql_parser::parser::Call;
+use promql_parser::parser::{Call, Expr};
 
 use crate::eval::{kahan_inc, Elem, Evaluator, Val};
 use crate::native::FloatHistogram;
@@ -112,6 +112,49 @@ pub(crate) fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
     };
     let q = ev.eval_scalar(qe, t)?;
     let v = ev.eval_vector(ve, t)?;
+    Ok(Val::Vector(quantile_of_vector(ev, q, qe, v, ve, t)))
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, ...)`: one result per input histogram and
+/// quantile, the quantile written into `label`.
+pub(crate) fn histogram_quantiles(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
+    let (Some(ve), Some(le)) = (c.args.args.first(), c.args.args.get(1)) else {
+        return Err(Error::Eval(
+            "histogram_quantiles needs a vector, a label name and quantiles".into(),
+        ));
+    };
+    let label = match ev.eval(le, t)? {
+        Val::Str(s) => s,
+        _ => {
+            return Err(Error::Eval(
+                "argument 2 of histogram_quantiles must be a string".into(),
+            ))
+        }
+    };
+    let v = ev.eval_vector(ve, t)?;
+    let mut out = Vec::new();
+    for qe in c.args.args.iter().skip(2) {
+        let q = ev.eval_scalar(qe, t)?;
+        let mut text = crate::json::format_float(q);
+        if !text.contains(['.', 'I', 'N']) {
+            text.push_str(".0");
+        }
+        for mut e in quantile_of_vector(ev, q, qe, v.clone(), ve, t) {
+            e.labels.set(&label, &text);
+            out.push(e);
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+fn quantile_of_vector(
+    ev: &mut Evaluator<'_>,
+    q: f64,
+    qe: &Expr,
+    v: Vec<Elem>,
+    ve: &Expr,
+    t: i64,
+) -> Vec<Elem> {
     if q.is_nan() || !(0.0..=1.0).contains(&q) {
         let pos = ev.pos_of(qe);
         ev.warn(format!(
@@ -197,7 +240,7 @@ pub(crate) fn histogram_quantile(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
             h: None,
         });
     }
-    Ok(Val::Vector(out))
+    out
 }
 
 /// Quantile `q` of a native histogram, interpolating exponentially within exponential
@@ -308,7 +351,12 @@ pub(crate) fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64
             b.lower = 0.0;
         }
         let linear = |v: f64| {
-            if b.upper.is_infinite() || b.lower.is_infinite() {
+            // No interpolation in a bucket of infinite width: its observations sit at
+            // the infinite end.
+            if b.lower == f64::NEG_INFINITY {
+                return rank + b.count;
+            }
+            if b.upper.is_infinite() {
                 return rank;
             }
             rank + b.count * (v - b.lower) / (b.upper - b.lower)
@@ -430,7 +478,13 @@ pub(crate) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
     let mut order: Vec<Labels> = Vec::new();
     let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
     for e in classic {
-        let Some(le) = e.labels.get("le").and_then(parse_le) else {
+        let le_raw = e.labels.get("le").unwrap_or("").to_owned();
+        let Some(le) = parse_le(&le_raw) else {
+            let name = e.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+            let pos = ev.pos_of(ve);
+            ev.warn(format!(
+                "bucket label \"le\" is missing or has a malformed value of {le_raw:?} for metric name {name:?}{pos}"
+            ));
             continue;
         };
         let mut key = e.labels.clone();
@@ -443,13 +497,24 @@ pub(crate) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
             })
             .push((le, e.value));
     }
+    let mut mixed = Vec::new();
+    for (i, e) in out.iter().enumerate() {
+        if groups.remove(&e.labels).is_some() {
+            mixed.push(i);
+            let name = e.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+            let pos = ev.pos_of(ve);
+            ev.warn(format!(
+                "vector contains a mix of classic and native histograms for metric name {name:?}{pos}"
+            ));
+        }
+    }
+    for i in mixed.into_iter().rev() {
+        out.remove(i);
+    }
     for key in order {
         let Some(mut b) = groups.remove(&key) else {
             continue;
         };
-        if out.iter().any(|e: &Elem| e.labels == key) {
-            continue;
-        }
         out.push(Elem {
             labels: key,
             value: bucket_fraction(lower, upper, &mut b),
@@ -478,6 +543,9 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
         return 0.0;
     }
     let rank_at = |v: f64| -> f64 {
+        if v == f64::NEG_INFINITY {
+            return 0.0;
+        }
         let mut prev_ub = f64::NEG_INFINITY;
         let mut prev_count = 0.0;
         for (i, &(ub, cum)) in buckets.iter().enumerate() {
@@ -492,7 +560,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
                     if ub > 0.0 {
                         0.0
                     } else {
-                        return if v < ub { 0.0 } else { cum };
+                        return cum;
                     }
                 } else {
                     prev_ub
