@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::syslog::SyslogSettings;
 use crate::{Error, Result};
 
 /// The prefix of environment overrides: `BONGSU_<SECTION>_<KEY>`.
@@ -27,6 +28,8 @@ pub struct Config {
     pub stream: StreamSettings,
     /// `[ingest]`: receiver limits and saturation.
     pub ingest: IngestSettings,
+    /// `[syslog]`: the syslog receivers (off unless a listen address is set).
+    pub syslog: SyslogSettings,
 }
 
 /// `[server]`.
@@ -383,6 +386,7 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        self.syslog.validate(&self.stream)?;
         Ok(())
     }
 
@@ -462,6 +466,31 @@ max_line_bytes = 262144
 max_exposition_line_bytes = 65536
 # Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
 max_inflight_requests = 64
+
+[syslog]
+# Syslog receivers (RFC 3164 and RFC 5424), appended to the logs topic. Both are off until an
+# address is given. UDP: one message per datagram, e.g. "0.0.0.0:514".
+udp_listen = ""
+# TCP: newline or RFC 6587 octet-counted framing, detected per message, e.g. "0.0.0.0:514".
+tcp_listen = ""
+# Longest message (64 KiB); longer ones are stored cut, with truncated="true" metadata.
+max_line_bytes = 65536
+# Most TCP connections open at once; more are closed at once and counted as refused.
+max_connections = 1024
+# Close a TCP connection that sent nothing for this long.
+idle_timeout = "10m"
+# When closing a connection (shutdown, idle), read on for up to this long so that what the
+# sender already wrote is stored.
+drain_timeout = "2s"
+# One logs record holds at most this many messages and this many bytes (estimated, 512 KiB;
+# must stay below stream.max_message_bytes and hold two max_line_bytes).
+batch_lines = 2000
+batch_bytes = 524288
+# How long a partly filled batch waits for more messages.
+linger = "20ms"
+# Bytes of messages waiting to be appended (8 MiB). When full, TCP senders are slowed down
+# (their connections are not read) and UDP datagrams are dropped and counted.
+queue_bytes = 8388608
 "#;
 
 /// The sections and their default values, used to find env variables and their types.
@@ -550,6 +579,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
             "ingest" => config.ingest = section_from(&section, value)?,
+            "syslog" => config.syslog = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -731,7 +761,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
         assert!(
-            msg.contains("[server], [auth], [stream] and [ingest]"),
+            msg.contains("[server], [auth], [stream], [ingest] and [syslog]"),
             "{msg}"
         );
     }
