@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::syslog::SyslogSettings;
 use crate::{Error, Result};
 
 /// The prefix of environment overrides: `BONGSU_<SECTION>_<KEY>`.
@@ -31,6 +32,8 @@ pub struct Config {
     pub tsdb: TsdbSettings,
     /// `[query]`: PromQL limits and rollup use.
     pub query: QuerySettings,
+    /// `[syslog]`: the syslog receivers (off unless a listen address is set).
+    pub syslog: SyslogSettings,
 }
 
 /// `[server]`.
@@ -461,7 +464,8 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        self.validate_tsdb_and_query()
+        self.validate_tsdb_and_query()?;
+        self.syslog.validate(&self.stream)
     }
 
     fn validate_tsdb_and_query(&self) -> Result<()> {
@@ -601,7 +605,35 @@ lookback_delta = "5m"
 rollups = true
 # Queries selecting a shorter time span than this read raw samples only.
 rollup_min_span = "24h"
+[syslog]
+# Syslog receivers (RFC 3164 and RFC 5424), appended to the logs topic. Both are off until an
+# address is given. UDP: one message per datagram, e.g. "0.0.0.0:514".
+udp_listen = ""
+# TCP: newline or RFC 6587 octet-counted framing, detected per message, e.g. "0.0.0.0:514".
+tcp_listen = ""
+# Longest message (64 KiB); longer ones are stored cut, with truncated="true" metadata.
+max_line_bytes = 65536
+# Most TCP connections open at once; more are closed at once and counted as refused.
+max_connections = 1024
+# Close a TCP connection that sent nothing for this long.
+idle_timeout = "10m"
+# When closing a connection (shutdown, idle), read on for up to this long so that what the
+# sender already wrote is stored.
+drain_timeout = "2s"
+# One logs record holds at most this many messages and this many bytes (estimated, 512 KiB;
+# must stay below stream.max_message_bytes and hold two max_line_bytes).
+batch_lines = 2000
+batch_bytes = 524288
+# How long a partly filled batch waits for more messages.
+linger = "20ms"
+# Bytes of messages waiting to be appended (8 MiB). When full, TCP senders are slowed down
+# (their connections are not read) and UDP datagrams are dropped and counted.
+queue_bytes = 8388608
 "#;
+
+/// The config file's sections, as the unknown-section error lists them.
+pub(crate) const SECTION_NAMES: &str =
+    "[server], [auth], [stream], [ingest], [tsdb], [query] and [syslog]";
 
 /// The sections and their default values, used to find env variables and their types.
 fn default_table() -> toml::Table {
@@ -691,6 +723,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "ingest" => config.ingest = section_from(&section, value)?,
             "tsdb" => config.tsdb = section_from(&section, value)?,
             "query" => config.query = section_from(&section, value)?,
+            "syslog" => config.syslog = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -871,10 +904,13 @@ mod tests {
         let err = Config::from_toml("[serve]\nlisten = \"x\"\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
-        assert!(
-            msg.contains("[server], [auth], [stream], [ingest], [tsdb] and [query]"),
-            "{msg}"
-        );
+        assert!(msg.contains(SECTION_NAMES), "{msg}");
+        // Every section of the default file is named in the error.
+        for line in Config::default_toml().lines() {
+            if line.starts_with('[') {
+                assert!(SECTION_NAMES.contains(line.trim()), "{line} missing");
+            }
+        }
     }
 
     #[test]

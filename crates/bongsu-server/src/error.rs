@@ -18,7 +18,8 @@ pub enum Error {
     ConfigSection { section: String, message: String },
     /// A top-level key is not one of the known sections.
     #[error(
-        "config has unknown section or key `{0}`: the sections are [server], [auth], [stream], [ingest], [tsdb] and [query]"
+        "config has unknown section or key `{0}`: the sections are {sections}",
+        sections = crate::config::SECTION_NAMES
     )]
     ConfigUnknownSection(String),
     /// A value parsed but is out of range or inconsistent.
@@ -41,6 +42,13 @@ pub enum Error {
         "cannot listen on {addr}: {source}: pick a free address with --listen or server.listen"
     )]
     Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// A syslog listen address could not be bound.
+    #[error("cannot listen for syslog on {transport} {addr}: {source}: pick a free address in syslog.{transport}_listen")]
+    SyslogBind {
+        transport: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },

@@ -10,6 +10,8 @@
 //! - Receivers: `POST /api/v1/write` (remote_write 1.0) and `POST /loki/api/v1/push` decode
 //!   with `bongsu-ingest` and append one record to the `metrics` / `logs` topic of the stream
 //!   given to [`AppState::attach_stream`], answering 204 once it is durable.
+//! - Syslog receivers ([`SyslogReceiver`], `[syslog]` in [`Config`]): UDP and TCP, batched
+//!   into the `logs` topic; off unless a listen address is configured.
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 
@@ -28,6 +30,7 @@ mod server;
 mod state;
 mod stream;
 mod tsdb_consumer;
+mod syslog;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -45,3 +48,4 @@ pub use routes::router;
 pub use server::{run, shutdown_signal, Server};
 pub use state::AppState;
 pub use stream::{topic_config, BUILTIN_TOPICS};
+pub use syslog::{SyslogReceiver, SyslogSettings};

@@ -42,6 +42,8 @@ impl Server {
         // Registered before the stream's hook: the store stops consuming and flushes first.
         let metrics_store = crate::tsdb_consumer::start(&state, stream.clone()).await?;
         state.attach_metrics_store(metrics_store);
+        // Before the stream's hook, so that the receivers drain into the open stream.
+        crate::syslog::attach(&state, stream.clone()).await?;
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod receivers;
 mod stream_cli;
+mod syslog;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bongsu");
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,9 +68,15 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &Path) -> Running {
+        Running::start_with_env(data_dir, &[])
+    }
+
+    /// Like [`Running::start`] with extra environment variables (e.g. `BONGSU_SYSLOG_*`).
+    fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Running {
         let mut child = bongsu()
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
