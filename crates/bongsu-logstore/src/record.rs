@@ -47,6 +47,11 @@ impl LogStore {
         self.applied.insert(partition, offset + 1);
         Some(rejected)
     }
+
+    /// The label sets of every stream the store holds (in memory or in segments).
+    pub fn stream_labels(&self) -> Vec<bongsu_model::Labels> {
+        self.streams.iter().map(|s| s.labels.clone()).collect()
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +105,9 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(lines(&s, r#"{app=~"a|b"}"#), ["a1", "b1", "b2"]);
+        let mut names: Vec<String> = s.stream_labels().iter().map(|l| l.to_string()).collect();
+        names.sort();
+        assert_eq!(names, [r#"{app="a"}"#, r#"{app="b"}"#]);
     }
 
     #[test]
