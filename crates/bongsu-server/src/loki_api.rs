@@ -407,9 +407,11 @@ async fn query_range(State(state): State<AppState>, req: Request) -> ApiResult {
         None => default_step(start, end),
         Some(v) => match parse_duration(v) {
             Some(s) if s > 0 => s,
-            _ => return Err(LokiError::bad(format!(
+            _ => {
+                return Err(LokiError::bad(format!(
                 "invalid step {v:?}: give a positive duration such as 15s or a number of seconds"
-            ))),
+            )))
+            }
         },
     };
     if p.get("interval").is_some() {
