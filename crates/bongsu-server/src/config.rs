@@ -34,6 +34,8 @@ pub struct Config {
     pub query: QuerySettings,
     /// `[syslog]`: the syslog receivers (off unless a listen address is set).
     pub syslog: SyslogSettings,
+    /// `[logs]`: the log store and the Loki query API.
+    pub logs: crate::logs_config::LogsSettings,
 }
 
 /// `[server]`.
@@ -465,6 +467,7 @@ impl Config {
             }
         }
         self.validate_tsdb_and_query()?;
+        self.logs.validate()?;
         self.syslog.validate(&self.stream)
     }
 
@@ -605,6 +608,7 @@ lookback_delta = "5m"
 rollups = true
 # Queries selecting a shorter time span than this read raw samples only.
 rollup_min_span = "24h"
+
 [syslog]
 # Syslog receivers (RFC 3164 and RFC 5424), appended to the logs topic. Both are off until an
 # address is given. UDP: one message per datagram, e.g. "0.0.0.0:514".
@@ -629,11 +633,31 @@ linger = "20ms"
 # Bytes of messages waiting to be appended (8 MiB). When full, TCP senders are slowed down
 # (their connections are not read) and UDP datagrams are dropped and counted.
 queue_bytes = 8388608
+
+[logs]
+# Delete stored logs older than this (7 days); "0s" keeps them forever.
+retention = "168h"
+# Delete the oldest stored logs while the store is larger than this; -1 = no size limit.
+retention_bytes = -1
+# How far behind its stream's newest entry an entry may be and still be stored.
+out_of_order_window = "1h"
+# Most streams (distinct stream label sets); a push creating more gets 400.
+max_streams = 10000
+# Most labels per stream, and the longest stream label name or value in bytes; more gets 400.
+max_labels_per_stream = 15
+max_label_bytes = 1024
+# Write stored lines to a segment at least this often (replay after a crash starts there).
+flush_interval = "60s"
+# How often the store cuts chunks, writes due segments and applies retention.
+maintain_interval = "1s"
+# Entries a log query returns without a limit, and the largest limit allowed.
+default_limit = 100
+max_entries_limit = 5000
 "#;
 
 /// The config file's sections, as the unknown-section error lists them.
 pub(crate) const SECTION_NAMES: &str =
-    "[server], [auth], [stream], [ingest], [tsdb], [query] and [syslog]";
+    "[server], [auth], [stream], [ingest], [tsdb], [query], [syslog] and [logs]";
 
 /// The sections and their default values, used to find env variables and their types.
 fn default_table() -> toml::Table {
@@ -724,6 +748,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "tsdb" => config.tsdb = section_from(&section, value)?,
             "query" => config.query = section_from(&section, value)?,
             "syslog" => config.syslog = section_from(&section, value)?,
+            "logs" => config.logs = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }

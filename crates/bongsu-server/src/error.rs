@@ -37,6 +37,9 @@ pub enum Error {
     /// The time-series store failed to open.
     #[error(transparent)]
     Tsdb(#[from] bongsu_tsdb::Error),
+    /// The log store failed to open or to flush.
+    #[error(transparent)]
+    LogStore(#[from] bongsu_logstore::Error),
     /// The listen address could not be bound.
     #[error(
         "cannot listen on {addr}: {source}: pick a free address with --listen or server.listen"

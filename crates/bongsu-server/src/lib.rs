@@ -21,6 +21,9 @@ mod clock;
 mod config;
 mod error;
 mod ingest;
+mod logs_config;
+mod logs_consumer;
+mod loki_api;
 mod metrics;
 mod metrics_storage;
 mod process;
@@ -29,8 +32,8 @@ mod routes;
 mod server;
 mod state;
 mod stream;
-mod tsdb_consumer;
 mod syslog;
+mod tsdb_consumer;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -39,6 +42,7 @@ pub use config::{
     TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
+pub use logs_config::LogsSettings;
 pub use metrics::{
     render as render_metrics, BuildInfo, Counter, CounterVec, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricKind, MetricsSource, MetricsWriter, DURATION_BUCKETS, TEXT_CONTENT_TYPE,

@@ -44,6 +44,8 @@ impl Server {
         state.attach_metrics_store(metrics_store);
         // Before the stream's hook, so that the receivers drain into the open stream.
         crate::syslog::attach(&state, stream.clone()).await?;
+        // Before the stream's hook: the logs consumer's hook still fetches and commits.
+        crate::logs_consumer::start(&state, stream.clone()).await?;
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });
