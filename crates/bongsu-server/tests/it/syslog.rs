@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+const DEADLINE: Duration = Duration::from_secs(120);
 
 async fn logs_stream() -> Arc<MemoryStream> {
     let stream = MemoryStream::new(StreamOptions::default());
