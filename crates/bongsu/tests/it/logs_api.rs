@@ -710,3 +710,91 @@ fn every_acknowledged_line_is_searchable_after_sigkill_during_concurrent_pushes(
     let (status, _, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
 }
+
+/// The value of an unlabelled or fully labelled sample line in a `/metrics` body.
+fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn stream_limits_refuse_pushes_and_bad_records_and_late_entries_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("BONGSU_LOGS_MAX_STREAMS", "2")];
+    let server = Running::start_with_env(&data, &env);
+    let token = server
+        .admin_token
+        .clone()
+        .expect("first start prints a token");
+    server.wait_ready();
+    let api = Api {
+        addr: server.addr,
+        token: &token,
+    };
+    let push = |api: &Api, app: &str, ts: i64, line: &str| {
+        let body = format!(
+            r#"{{"streams":[{{"stream":{{"app":"{app}"}},"values":[["{ts}","{line}"]]}}]}}"#
+        );
+        request(
+            api.addr,
+            "POST",
+            "/loki/api/v1/push",
+            Some(api.token),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let now = now_ns();
+    assert_eq!(push(&api, "a", now, "first").0, 204);
+    assert_eq!(push(&api, "b", now, "second").0, 204);
+    // A third stream is over logs.max_streams: 400 naming the limit; known streams still work.
+    let (status, _, body) = push(&api, "c", now, "third");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("logs.max_streams"), "{body}");
+    assert_eq!(push(&api, "a", now + 1, "more").0, 204);
+    // An entry older than the stream's newest by more than logs.out_of_order_window (1h) is
+    // acknowledged by the stream but left out by the store, and counted.
+    assert_eq!(
+        push(&api, "b", now - 2 * 3600 * 1_000_000_000, "too late").0,
+        204
+    );
+    wait_for("late entry counted", || {
+        let (_, m) = api.get("/metrics", &[]);
+        metric(
+            &m,
+            r#"bongsu_logs_entries_rejected_total{reason="out_of_order"}"#,
+        ) == Some(1.0)
+    });
+    assert_eq!(api.lines(r#"{app="a"}"#), ["first", "more"]);
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+
+    // A record that does not decode (written to the topic directly) is logged, counted and
+    // skipped; the records after it are applied. The stream limit still holds after a restart.
+    super::stream_cli::ok(
+        &data,
+        &["produce", "-t", "logs", "-p", "0"],
+        "not a logs record\n",
+    );
+    let server = Running::start_with_env(&data, &env);
+    server.wait_ready();
+    let api = Api {
+        addr: server.addr,
+        token: &token,
+    };
+    assert_eq!(push(&api, "b", now_ns(), "after restart").0, 204);
+    assert_eq!(push(&api, "c", now_ns(), "third").0, 400);
+    wait_for("bad record skipped and the next applied", || {
+        let (_, m) = api.get("/metrics", &[]);
+        metric(&m, "bongsu_logs_records_skipped_total") == Some(1.0)
+            && api.lines(r#"{app="b"}"#).last().map(String::as_str) == Some("after restart")
+    });
+    assert!(
+        server.stderr.lock().unwrap().contains("does not decode"),
+        "the bad record is logged"
+    );
+    let (status, _, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+}
