@@ -705,6 +705,28 @@ mod tests {
         assert_eq!(parse_time("2024-13-01T00:00:00Z"), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn rfc3339_text_round_trips(ms in 0i64..4_102_444_800_000) {
+            let text = bongsu_state::format_rfc3339_ms(ms);
+            proptest::prop_assert_eq!(parse_time(&text), Some(ms * 1_000_000));
+        }
+
+        #[test]
+        fn arbitrary_parameters_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_time(&s);
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn nanosecond_and_second_integers(ns in 10_000_000_000i64..i64::MAX, secs in 0i64..9_000_000_000) {
+            proptest::prop_assert_eq!(parse_time(&ns.to_string()), Some(ns));
+            proptest::prop_assert_eq!(parse_time(&secs.to_string()), Some(secs * NS_PER_SEC));
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("15s"), Some(15 * NS_PER_SEC));
