@@ -54,6 +54,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats).post(index_stats),
+        )
         .route("/loki/api/v1/index/volume", get(volume).post(volume))
         .route(
             "/loki/api/v1/index/volume_range",
@@ -485,6 +489,22 @@ async fn series(State(state): State<AppState>, req: Request) -> ApiResult {
         })
         .await?;
     Ok(json_response(series_to_loki_json(&list)))
+}
+
+/// `GET|POST /loki/api/v1/index/stats`: `query`, `start`/`since`, `end` (default the last
+/// hour). Loki's body, without an envelope: `{"streams":..,"chunks":..,"entries":..,"bytes":..}`.
+async fn index_stats(State(state): State<AppState>, req: Request) -> ApiResult {
+    let logs = logs_of(&state)?;
+    let p = Params::from_request(req).await?;
+    let q = p.query()?.to_owned();
+    let (start, end) = p.range(now_ns(&state), DEFAULT_QUERY_RANGE_NS)?;
+    let st = logs.read(move |s| s.index_stats(&q, start, end)).await?;
+    Ok(json_response(json!({
+        "streams": st.streams,
+        "chunks": st.chunks,
+        "entries": st.entries,
+        "bytes": st.bytes,
+    })))
 }
 
 /// `GET|POST /loki/api/v1/index/volume`: an empty success (volumes are not indexed).

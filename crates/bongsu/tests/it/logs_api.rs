@@ -374,6 +374,17 @@ fn pushed_lines_come_back_through_every_loki_endpoint_and_the_cli() {
         v["data"],
         serde_json::json!([{"app": "shop", "env": "prod"}])
     );
+    let (status, body) = api.get(
+        "/loki/api/v1/index/stats",
+        &[("query", r#"{app="shop"} |= "x""#)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["streams"].as_u64(), v["entries"].as_u64()),
+        (Some(2), Some(3)),
+        "{v}"
+    );
     let v = api.ok("/loki/api/v1/index/volume", &[("query", r#"{app="shop"}"#)]);
     assert_eq!(v["data"]["result"], serde_json::json!([]));
 
