@@ -9,6 +9,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # Debian packages the tests need (peers for end-to-end tests are added here as they arrive).
 APT_PACKAGES=(
     prometheus-node-exporter # node_exporter 1.5: the agent's collectors are compared with it
+    rsyslog # rsyslog 8.2302: forwards files to the syslog receivers (crates/bongsu/tests/it/syslog.rs)
     python3-venv             # a virtualenv for the PyPI peers below
 )
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
-use crate::eval::{Evaluator, Val};
-use crate::storage::{MatchOp, Matcher, SelectHints, Series, Storage};
+use crate::eval::{EvSeries, Evaluator, Pt, Val};
+use crate::storage::{MatchOp, Matcher, SelectHints, Storage};
 use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
 use crate::{Error, Result};
 
@@ -106,6 +106,7 @@ impl Engine {
                         labels: e.final_labels(),
                         timestamp_ms: time_ms,
                         value: e.value,
+                        histogram: e.h.map(|h| (*h).clone()),
                     });
                 }
                 check_unique(out.iter().map(|s| &s.labels))?;
@@ -118,6 +119,11 @@ impl Engine {
                     out.push(RangeSeries {
                         labels,
                         points: s.points,
+                        histograms: s
+                            .hists
+                            .into_iter()
+                            .map(|(t, h)| (t, (*h).clone()))
+                            .collect(),
                     });
                 }
                 check_unique(out.iter().map(|s| &s.labels))?;
@@ -162,7 +168,8 @@ impl Engine {
             }
         }
         let mut ev = self.prepare(storage, query, &expr, start_ms, end_ms, step_ms)?;
-        let mut series: HashMap<bongsu_model::Labels, Vec<(i64, f64)>> = HashMap::new();
+        type Points = (Vec<(i64, f64)>, Vec<(i64, crate::native::FloatHistogram)>);
+        let mut series: HashMap<bongsu_model::Labels, Points> = HashMap::new();
         let mut t = start_ms;
         while t <= end_ms {
             ev.check_deadline()?;
@@ -170,6 +177,7 @@ impl Engine {
                 Val::Scalar(v) => series
                     .entry(bongsu_model::Labels::empty())
                     .or_default()
+                    .0
                     .push((t, v)),
                 Val::Vector(v) => {
                     let mut seen = std::collections::HashSet::with_capacity(v.len());
@@ -180,7 +188,11 @@ impl Engine {
                                 "vector cannot contain metrics with the same labelset".into(),
                             ));
                         }
-                        series.entry(l).or_default().push((t, e.value));
+                        let entry = series.entry(l).or_default();
+                        match e.h {
+                            Some(h) => entry.1.push((t, (*h).clone())),
+                            None => entry.0.push((t, e.value)),
+                        }
                     }
                 }
                 _ => {
@@ -197,7 +209,11 @@ impl Engine {
         }
         let mut out: Vec<RangeSeries> = series
             .into_iter()
-            .map(|(labels, points)| RangeSeries { labels, points })
+            .map(|(labels, (points, histograms))| RangeSeries {
+                labels,
+                points,
+                histograms,
+            })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(ev.finish(Value::Matrix(out)))
@@ -231,17 +247,13 @@ impl Engine {
                 range_ms: need.range,
             };
             let groups = matcher_groups(&need.selector)?;
-            let mut all: Vec<Series> = Vec::new();
-            if groups.len() == 1 {
-                all = storage.select(&groups[0], &hints)?;
-            } else {
-                // `or` alternatives may select the same series more than once.
-                let mut seen = std::collections::HashSet::new();
-                for group in &groups {
-                    for s in storage.select(group, &hints)? {
-                        if seen.insert(s.labels.clone()) {
-                            all.push(s);
-                        }
+            let mut all: Vec<EvSeries> = Vec::new();
+            // `or` alternatives may select the same series more than once.
+            let mut seen = std::collections::HashSet::new();
+            for group in &groups {
+                for s in fetch(storage, group, &hints)? {
+                    if seen.insert(s.labels.clone()) {
+                        all.push(s);
                     }
                 }
             }
@@ -253,7 +265,7 @@ impl Engine {
                     limit: self.opts.max_series,
                 });
             }
-            samples += all.iter().map(|s| s.samples.len()).sum::<usize>();
+            samples += all.iter().map(|s| s.points.len()).sum::<usize>();
             if samples > self.opts.max_samples {
                 return Err(Error::TooManySamples {
                     loaded: samples,
@@ -274,6 +286,48 @@ impl Engine {
             self.opts.timeout,
         ))
     }
+}
+
+/// Selects floats and histograms for one matcher group and merges them per series.
+fn fetch(
+    storage: &dyn Storage,
+    matchers: &[Matcher],
+    hints: &SelectHints,
+) -> Result<Vec<EvSeries>> {
+    let floats = storage.select(matchers, hints)?;
+    let hists = storage.select_histograms(matchers, hints)?;
+    let mut by_labels: HashMap<bongsu_model::Labels, Vec<Pt>> = HashMap::new();
+    for s in floats {
+        by_labels
+            .entry(s.labels)
+            .or_default()
+            .extend(s.samples.into_iter().map(|x| Pt {
+                t: x.timestamp_ms,
+                v: x.value,
+                h: None,
+            }));
+    }
+    let had_hists = !hists.is_empty();
+    for s in hists {
+        by_labels
+            .entry(s.labels)
+            .or_default()
+            .extend(s.samples.into_iter().map(|x| Pt {
+                t: x.timestamp_ms,
+                v: 0.0,
+                h: Some(Arc::new(x.histogram)),
+            }));
+    }
+    Ok(by_labels
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(labels, mut points)| {
+            if had_hists {
+                points.sort_by_key(|p| p.t);
+            }
+            EvSeries { labels, points }
+        })
+        .collect())
 }
 
 fn check_unique<'a>(labels: impl Iterator<Item = &'a bongsu_model::Labels>) -> Result<()> {
@@ -434,7 +488,7 @@ fn collect_needs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryStorage;
+    use crate::storage::{MemoryStorage, Series};
     use bongsu_model::{Labels, Sample};
 
     fn storage() -> MemoryStorage {

@@ -5,6 +5,7 @@ use std::sync::RwLock;
 use bongsu_model::{Labels, Sample};
 use regex::Regex;
 
+use crate::native::{CounterResetHint, FloatHistogram};
 use crate::{Error, Result};
 
 /// How a [`Matcher`] compares a label value.
@@ -92,18 +93,60 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// One native histogram sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub timestamp_ms: i64,
+    pub histogram: FloatHistogram,
+}
+
+/// The native histogram samples of one series, in timestamp order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSeries {
+    pub labels: Labels,
+    pub samples: Vec<HistogramSample>,
+}
+
 /// What the engine needs from a time-series store.
 pub trait Storage: Send + Sync {
     /// Returns every series that all `matchers` accept, with its samples whose timestamps
     /// lie in `hints.start_ms..=hints.end_ms` (staleness markers included), in timestamp
     /// order. Series without samples in the range may be left out.
     fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>>;
+
+    /// Like [`Storage::select`], for native histogram samples. A series may hold float
+    /// and histogram samples (never both at one timestamp); the engine merges the two
+    /// answers by labels. Stores without native histograms keep this default.
+    ///
+    /// A store should return the counter reset hint Prometheus's TSDB returns: `Gauge`
+    /// for gauge histograms, `CounterReset` where a reset happened (or was declared),
+    /// `NotCounterReset` for a sample continuing the previous one without a reset, and
+    /// `Unknown` for the first histogram of a run.
+    fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+        _hints: &SelectHints,
+    ) -> Result<Vec<HistogramSeries>> {
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Stored {
+    Float(f64),
+    Hist(Box<FloatHistogram>),
+}
+
+#[derive(Debug, Clone)]
+struct StoredSeries {
+    labels: Labels,
+    points: Vec<(i64, Stored)>,
 }
 
 /// An in-memory [`Storage`], for tests and small embedded uses.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    series: RwLock<Vec<Series>>,
+    series: RwLock<Vec<StoredSeries>>,
 }
 
 impl MemoryStorage {
@@ -114,6 +157,29 @@ impl MemoryStorage {
     /// Appends samples to the series with `labels`, creating it when new. Samples are
     /// kept sorted by timestamp; a sample at an existing timestamp replaces the old one.
     pub fn add(&self, labels: Labels, samples: impl IntoIterator<Item = Sample>) {
+        self.insert(
+            labels,
+            samples
+                .into_iter()
+                .map(|s| (s.timestamp_ms, Stored::Float(s.value))),
+        );
+    }
+
+    /// Appends native histogram samples to the series with `labels` (see [`MemoryStorage::add`]).
+    pub fn add_histograms(
+        &self,
+        labels: Labels,
+        samples: impl IntoIterator<Item = HistogramSample>,
+    ) {
+        self.insert(
+            labels,
+            samples
+                .into_iter()
+                .map(|s| (s.timestamp_ms, Stored::Hist(Box::new(s.histogram)))),
+        );
+    }
+
+    fn insert(&self, labels: Labels, points: impl Iterator<Item = (i64, Stored)>) {
         let mut all = match self.series.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -121,18 +187,18 @@ impl MemoryStorage {
         let idx = match all.iter().position(|s| s.labels == labels) {
             Some(i) => i,
             None => {
-                all.push(Series {
+                all.push(StoredSeries {
                     labels,
-                    samples: Vec::new(),
+                    points: Vec::new(),
                 });
                 all.len() - 1
             }
         };
-        let s = &mut all[idx].samples;
-        for sample in samples {
-            match s.binary_search_by_key(&sample.timestamp_ms, |x| x.timestamp_ms) {
-                Ok(i) => s[i] = sample,
-                Err(i) => s.insert(i, sample),
+        let s = &mut all[idx].points;
+        for p in points {
+            match s.binary_search_by_key(&p.0, |x| x.0) {
+                Ok(i) => s[i] = p,
+                Err(i) => s.insert(i, p),
             }
         }
     }
@@ -154,31 +220,117 @@ impl MemoryStorage {
     }
 }
 
-impl Storage for MemoryStorage {
-    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>> {
+/// The counter reset hints Prometheus's TSDB reports on read: gauges stay gauges, a
+/// declared reset stays `CounterReset`, the first histogram of a run (at the start,
+/// after a float or after a detected reset) is `Unknown`, later ones `NotCounterReset`.
+fn read_back_hints(points: &[(i64, Stored)]) -> Vec<Option<CounterResetHint>> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut prev: Option<&FloatHistogram> = None;
+    for (_, p) in points {
+        match p {
+            Stored::Float(_) => {
+                prev = None;
+                out.push(None);
+            }
+            Stored::Hist(h) => {
+                let declared = h.counter_reset_hint;
+                let hint = match (declared, prev) {
+                    (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
+                    (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
+                    (_, None) => CounterResetHint::Unknown,
+                    (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
+                        CounterResetHint::Unknown
+                    }
+                    // A detected reset starts a new chunk whose first sample reads
+                    // back as `Unknown` in Prometheus's TSDB, not as `CounterReset`.
+                    (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
+                    _ => CounterResetHint::NotCounterReset,
+                };
+                out.push(Some(hint));
+                prev = Some(h);
+            }
+        }
+    }
+    out
+}
+
+impl MemoryStorage {
+    fn each_match(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+        mut f: impl FnMut(&StoredSeries, usize, usize),
+    ) {
         let all = match self.series.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let mut out = Vec::new();
         for s in all.iter() {
             if !Matcher::all_match(matchers, &s.labels) {
                 continue;
             }
-            let lo = s
-                .samples
-                .partition_point(|x| x.timestamp_ms < hints.start_ms);
-            let hi = s
-                .samples
-                .partition_point(|x| x.timestamp_ms <= hints.end_ms);
-            if lo >= hi {
-                continue;
+            let lo = s.points.partition_point(|x| x.0 < hints.start_ms);
+            let hi = s.points.partition_point(|x| x.0 <= hints.end_ms);
+            if lo < hi {
+                f(s, lo, hi);
             }
-            out.push(Series {
-                labels: s.labels.clone(),
-                samples: s.samples[lo..hi].to_vec(),
-            });
         }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.each_match(matchers, hints, |s, lo, hi| {
+            let samples: Vec<Sample> = s.points[lo..hi]
+                .iter()
+                .filter_map(|(t, p)| match p {
+                    Stored::Float(v) => Some(Sample::new(*t, *v)),
+                    Stored::Hist(_) => None,
+                })
+                .collect();
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples,
+                });
+            }
+        });
+        Ok(out)
+    }
+
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<Vec<HistogramSeries>> {
+        let mut out = Vec::new();
+        self.each_match(matchers, hints, |s, lo, hi| {
+            if !s.points[lo..hi]
+                .iter()
+                .any(|p| matches!(p.1, Stored::Hist(_)))
+            {
+                return;
+            }
+            let read_hints = read_back_hints(&s.points);
+            let samples: Vec<HistogramSample> = (lo..hi)
+                .filter_map(|i| match (&s.points[i].1, read_hints[i]) {
+                    (Stored::Hist(h), Some(hint)) => {
+                        let mut histogram = (**h).clone();
+                        histogram.counter_reset_hint = hint;
+                        Some(HistogramSample {
+                            timestamp_ms: s.points[i].0,
+                            histogram,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.push(HistogramSeries {
+                labels: s.labels.clone(),
+                samples,
+            });
+        });
         Ok(out)
     }
 }

@@ -10,6 +10,8 @@
 //! - Receivers: `POST /api/v1/write` (remote_write 1.0) and `POST /loki/api/v1/push` decode
 //!   with `bongsu-ingest` and append one record to the `metrics` / `logs` topic of the stream
 //!   given to [`AppState::attach_stream`], answering 204 once it is durable.
+//! - Syslog receivers ([`SyslogReceiver`], `[syslog]` in [`Config`]): UDP and TCP, batched
+//!   into the `logs` topic; off unless a listen address is configured.
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 
@@ -23,17 +25,21 @@ mod logs_config;
 mod logs_consumer;
 mod loki_api;
 mod metrics;
+mod metrics_storage;
 mod process;
+mod prom_api;
 mod routes;
 mod server;
 mod state;
 mod stream;
+mod syslog;
+mod tsdb_consumer;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, IngestSettings, ServerConfig, StreamSettings, ENV_PREFIX,
-    MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, QuerySettings, ServerConfig, StreamSettings,
+    TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
 pub use logs_config::LogsSettings;
@@ -46,3 +52,4 @@ pub use routes::router;
 pub use server::{run, shutdown_signal, Server};
 pub use state::AppState;
 pub use stream::{topic_config, BUILTIN_TOPICS};
+pub use syslog::{SyslogReceiver, SyslogSettings};

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::ingest::Receivers;
 use crate::metrics::{BuildInfo, CounterVec, HistogramVec, MetricsSource, DURATION_BUCKETS};
 use crate::process::ProcessMetrics;
+use crate::tsdb_consumer::MetricsStore;
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type HookFn = Box<dyn FnOnce() -> HookFuture + Send>;
@@ -51,6 +52,7 @@ struct Inner {
     stream: OnceLock<Arc<dyn Stream>>,
     logs: OnceLock<Arc<crate::logs_consumer::Logs>>,
     receivers: Receivers,
+    metrics_store: OnceLock<Arc<MetricsStore>>,
 }
 
 impl fmt::Debug for AppState {
@@ -113,6 +115,7 @@ impl AppState {
                 stream: OnceLock::new(),
                 logs: OnceLock::new(),
                 receivers,
+                metrics_store: OnceLock::new(),
             }),
         }
     }
@@ -190,6 +193,16 @@ impl AppState {
     /// Flips readiness. [`crate::run`] sets it when serving starts and clears it on shutdown.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Attaches the time-series store the query API reads (once).
+    pub(crate) fn attach_metrics_store(&self, store: Arc<MetricsStore>) -> bool {
+        self.inner.metrics_store.set(store).is_ok()
+    }
+
+    /// The time-series store, once attached.
+    pub(crate) fn metrics_store(&self) -> Option<&Arc<MetricsStore>> {
+        self.inner.metrics_store.get()
     }
 
     pub(crate) fn auth(&self) -> &Authenticator {

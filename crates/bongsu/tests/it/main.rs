@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod logs_api;
 mod receivers;
 mod stream_cli;
+mod syslog;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bongsu");
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -71,7 +72,7 @@ impl Running {
         Running::start_with_env(data_dir, &[])
     }
 
-    /// Like [`Running::start`] with `BONGSU_*` configuration variables.
+    /// Like [`Running::start`] with extra environment variables (e.g. `BONGSU_SYSLOG_*`).
     fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Running {
         let mut child = bongsu()
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])

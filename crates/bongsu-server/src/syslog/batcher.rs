@@ -1,0 +1,222 @@
+//! Groups parsed messages into `logs` records and appends them, with bounded memory.
+//!
+//! Receivers take permits from the queue semaphore (one per estimated encoded byte) before
+//! they hand messages over; the batcher gives them back once the record holding the messages
+//! is acknowledged by the stream (or failed). So at most `syslog.queue_bytes` of messages wait
+//! or are in flight: a TCP connection that cannot get permits stops reading its socket, a UDP
+//! datagram that cannot is dropped and counted.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bongsu_ingest::{syslog_batch, SyslogRecord};
+use bongsu_model::Label;
+use bongsu_stream::{Record, Stream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
+
+/// The topic syslog messages are appended to.
+pub(crate) const LOGS_TOPIC: &str = "logs";
+
+/// Appends the batcher keeps in flight at once (the stream commits them together).
+const APPENDS_IN_FLIGHT: usize = 4;
+
+/// Tries of one append before its messages are counted as dropped.
+const APPEND_TRIES: u32 = 3;
+
+/// The estimated encoded size of one message in a `logs` record: an upper bound of what it
+/// adds to the record (its labels are counted as if its stream were new, structured metadata
+/// names as if their symbols were new).
+pub(crate) fn entry_cost(r: &SyslogRecord) -> usize {
+    let labels: usize = r
+        .labels
+        .iter()
+        .map(|l| l.name.len() + l.value.len() + 20)
+        .sum();
+    let metadata: usize = r
+        .entry
+        .structured_metadata
+        .iter()
+        .map(|m| 2 * m.name.len() + m.value.len() + 30)
+        .sum();
+    64 + r.entry.line.len() + labels + metadata
+}
+
+/// Makes `r` fit a batch of `batch_bytes`: if its structured metadata (taken from the message
+/// itself) would make it larger, the metadata is replaced by `metadata_truncated="true"`; the
+/// line is kept. Returns its cost.
+pub(crate) fn fit(r: &mut SyslogRecord, batch_bytes: usize) -> usize {
+    let cost = entry_cost(r);
+    if cost <= batch_bytes {
+        return cost;
+    }
+    r.entry.structured_metadata = vec![Label::new("metadata_truncated", "true")];
+    entry_cost(r)
+}
+
+/// Messages handed to the batcher, with the queue permits already taken for them.
+#[derive(Debug)]
+pub(crate) struct Piece {
+    pub(crate) transport: Transport,
+    /// Each message with its cost (the permits it holds).
+    pub(crate) items: Vec<(SyslogRecord, usize)>,
+}
+
+/// One record's worth of messages.
+#[derive(Debug, Default)]
+struct Batch {
+    records: Vec<SyslogRecord>,
+    tcp_lines: u64,
+    udp_lines: u64,
+    cost: usize,
+}
+
+impl Batch {
+    fn push(&mut self, transport: Transport, r: SyslogRecord, cost: usize) {
+        self.records.push(r);
+        self.cost += cost;
+        match transport {
+            Transport::Tcp => self.tcp_lines += 1,
+            Transport::Udp => self.udp_lines += 1,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// Batching knobs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchLimits {
+    pub(crate) lines: usize,
+    pub(crate) bytes: usize,
+    pub(crate) linger: Duration,
+}
+
+/// Runs until every sender of `rx` is gone, then appends what is pending and waits for the
+/// appends in flight.
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Piece>,
+    limits: BatchLimits,
+    stream: Arc<dyn Stream>,
+    clock: Arc<dyn Clock>,
+    queue: Arc<Semaphore>,
+    counters: Arc<SyslogCounters>,
+) {
+    let mut pending = Batch::default();
+    let mut linger_until: Option<Instant> = None;
+    let mut ready: VecDeque<Batch> = VecDeque::new();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut open = true;
+    loop {
+        while in_flight.len() < APPENDS_IN_FLIGHT {
+            let Some(batch) = ready.pop_front() else {
+                break;
+            };
+            let (stream, clock, queue, counters) = (
+                stream.clone(),
+                clock.clone(),
+                queue.clone(),
+                counters.clone(),
+            );
+            in_flight.spawn(async move {
+                let cost = batch.cost;
+                append(batch, &*stream, &*clock, &counters).await;
+                queue.add_permits(cost);
+            });
+        }
+        if !open && pending.len() == 0 && ready.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        let linger = async {
+            match linger_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "syslog append task failed");
+                }
+            }
+            piece = rx.recv(), if open => match piece {
+                Some(piece) => {
+                    for (r, cost) in piece.items {
+                        if pending.len() > 0
+                            && (pending.len() >= limits.lines || pending.cost + cost > limits.bytes)
+                        {
+                            ready.push_back(std::mem::take(&mut pending));
+                            linger_until = None;
+                        }
+                        if pending.len() == 0 {
+                            linger_until = Some(Instant::now() + limits.linger);
+                        }
+                        pending.push(piece.transport, r, cost);
+                    }
+                    if pending.len() >= limits.lines {
+                        ready.push_back(std::mem::take(&mut pending));
+                        linger_until = None;
+                    }
+                }
+                None => {
+                    open = false;
+                    if pending.len() > 0 {
+                        ready.push_back(std::mem::take(&mut pending));
+                    }
+                    linger_until = None;
+                }
+            },
+            _ = linger, if linger_until.is_some() => {
+                ready.push_back(std::mem::take(&mut pending));
+                linger_until = None;
+            }
+        }
+    }
+}
+
+/// Encodes and appends one batch (retrying a failed append) and counts the outcome.
+async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: &SyslogCounters) {
+    let Batch {
+        records,
+        tcp_lines,
+        udp_lines,
+        cost: _,
+    } = batch;
+    let value = syslog_batch(records).encode();
+    let mut ok = false;
+    for attempt in 1..=APPEND_TRIES {
+        let record = Record::new(value.clone(), clock.now_ms());
+        match stream.append(LOGS_TOPIC, None, vec![record]).await {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(e @ bongsu_stream::Error::RecordTooLarge { .. }) => {
+                tracing::error!(error = %e, lines = tcp_lines + udp_lines, "syslog batch dropped: lower syslog.batch_bytes");
+                break;
+            }
+            Err(e) if attempt < APPEND_TRIES => {
+                tracing::warn!(error = %e, attempt, "syslog append failed: retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, lines = tcp_lines + udp_lines, "syslog batch dropped: the logs topic refused it");
+            }
+        }
+    }
+    counters.batch(ok);
+    let outcome = if ok {
+        Outcome::Stored
+    } else {
+        Outcome::Dropped
+    };
+    counters.add_lines(Transport::Tcp, outcome, tcp_lines);
+    counters.add_lines(Transport::Udp, outcome, udp_lines);
+}

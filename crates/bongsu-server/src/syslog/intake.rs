@@ -1,0 +1,119 @@
+//! From bytes to the batcher: parsing, counting, and the queue permits.
+
+use std::sync::Arc;
+
+use bongsu_ingest::{parse_syslog, Limits, SyslogRecord};
+use bongsu_model::Label;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::clock::Clock;
+use crate::syslog::batcher::{fit, Piece};
+use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
+
+/// What every receiver task shares.
+#[derive(Debug)]
+pub(crate) struct Intake {
+    pub(crate) tx: mpsc::Sender<Piece>,
+    pub(crate) queue: Arc<Semaphore>,
+    pub(crate) counters: Arc<SyslogCounters>,
+    pub(crate) limits: Limits,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) batch_bytes: usize,
+}
+
+impl Intake {
+    /// Parses one message (never fails), counts it, and returns it with its cost.
+    pub(crate) fn parse(
+        &self,
+        t: Transport,
+        data: &[u8],
+        truncated: bool,
+    ) -> (SyslogRecord, usize) {
+        let now_ns = self.clock.now_ms().saturating_mul(1_000_000);
+        let mut r = parse_syslog(data, now_ns, &self.limits);
+        let c = &self.counters;
+        c.add_lines(t, Outcome::Received, 1);
+        if r.labels.get("unparsed").is_some() {
+            c.add_lines(t, Outcome::Unparsed, 1);
+        } else {
+            c.add_lines(t, Outcome::Parsed, 1);
+        }
+        if truncated {
+            c.add_lines(t, Outcome::TooLong, 1);
+            r.entry
+                .structured_metadata
+                .push(Label::new("truncated", "true"));
+        }
+        let cost = fit(&mut r, self.batch_bytes);
+        (r, cost)
+    }
+
+    /// Hands messages to the batcher, waiting for queue room (TCP backpressure). Splits them
+    /// into pieces of at most `batch_bytes`, so a piece always fits the queue.
+    pub(crate) async fn send_waiting(&self, t: Transport, items: Vec<(SyslogRecord, usize)>) {
+        let mut piece = Vec::new();
+        let mut cost = 0usize;
+        for (r, c) in items {
+            if !piece.is_empty() && cost + c > self.batch_bytes {
+                self.send_piece(t, std::mem::take(&mut piece), cost).await;
+                cost = 0;
+            }
+            cost += c;
+            piece.push((r, c));
+        }
+        if !piece.is_empty() {
+            self.send_piece(t, piece, cost).await;
+        }
+    }
+
+    async fn send_piece(&self, t: Transport, items: Vec<(SyslogRecord, usize)>, cost: usize) {
+        let n = items.len() as u64;
+        // `cost` ≤ batch_bytes ≤ queue_bytes ≤ u32::MAX (validated), so this can be granted.
+        let permits = u32::try_from(cost).unwrap_or(u32::MAX);
+        match self.queue.acquire_many(permits).await {
+            Ok(p) => p.forget(),
+            Err(_) => {
+                // The semaphore is never closed; count rather than lose silently.
+                self.counters.add_lines(t, Outcome::Dropped, n);
+                return;
+            }
+        }
+        let piece = Piece {
+            transport: t,
+            items,
+        };
+        if self.tx.send(piece).await.is_err() {
+            self.queue.add_permits(cost);
+            self.counters.add_lines(t, Outcome::Dropped, n);
+        }
+    }
+
+    /// Hands messages to the batcher only if there is room now; otherwise drops and counts
+    /// them (UDP).
+    pub(crate) fn send_or_drop(&self, t: Transport, items: Vec<(SyslogRecord, usize)>) {
+        if items.is_empty() {
+            return;
+        }
+        let n = items.len() as u64;
+        let cost: usize = items.iter().map(|(_, c)| c).sum();
+        let granted = u32::try_from(cost)
+            .ok()
+            .and_then(|p| self.queue.try_acquire_many(p).ok());
+        let Some(permit) = granted else {
+            self.counters.add_lines(t, Outcome::Dropped, n);
+            return;
+        };
+        permit.forget();
+        if self
+            .tx
+            .try_send(Piece {
+                transport: t,
+                items,
+            })
+            .is_err()
+        {
+            self.queue.add_permits(cost);
+            self.counters.add_lines(t, Outcome::Dropped, n);
+        }
+    }
+}
