@@ -54,6 +54,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(index_stats).post(index_stats),
+        )
         .route("/loki/api/v1/index/volume", get(volume).post(volume))
         .route(
             "/loki/api/v1/index/volume_range",
@@ -487,6 +491,22 @@ async fn series(State(state): State<AppState>, req: Request) -> ApiResult {
     Ok(json_response(series_to_loki_json(&list)))
 }
 
+/// `GET|POST /loki/api/v1/index/stats`: `query`, `start`/`since`, `end` (default the last
+/// hour). Loki's body, without an envelope: `{"streams":..,"chunks":..,"entries":..,"bytes":..}`.
+async fn index_stats(State(state): State<AppState>, req: Request) -> ApiResult {
+    let logs = logs_of(&state)?;
+    let p = Params::from_request(req).await?;
+    let q = p.query()?.to_owned();
+    let (start, end) = p.range(now_ns(&state), DEFAULT_QUERY_RANGE_NS)?;
+    let st = logs.read(move |s| s.index_stats(&q, start, end)).await?;
+    Ok(json_response(json!({
+        "streams": st.streams,
+        "chunks": st.chunks,
+        "entries": st.entries,
+        "bytes": st.bytes,
+    })))
+}
+
 /// `GET|POST /loki/api/v1/index/volume`: an empty success (volumes are not indexed).
 async fn volume(State(state): State<AppState>) -> ApiResult {
     logs_of(&state)?;
@@ -703,6 +723,28 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2024-13-01T00:00:00Z"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn rfc3339_text_round_trips(ms in 0i64..4_102_444_800_000) {
+            let text = bongsu_state::format_rfc3339_ms(ms);
+            proptest::prop_assert_eq!(parse_time(&text), Some(ms * 1_000_000));
+        }
+
+        #[test]
+        fn arbitrary_parameters_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_time(&s);
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn nanosecond_and_second_integers(ns in 10_000_000_000i64..i64::MAX, secs in 0i64..9_000_000_000) {
+            proptest::prop_assert_eq!(parse_time(&ns.to_string()), Some(ns));
+            proptest::prop_assert_eq!(parse_time(&secs.to_string()), Some(secs * NS_PER_SEC));
+        }
     }
 
     #[test]
