@@ -1229,6 +1229,13 @@ impl Evaluator<'_> {
                 }
             }
         }
+        // Prometheus reports a conflict when the inputs hold both a declared reset
+        // and a declared non-reset, whatever else they hold.
+        use crate::native::CounterResetHint as H;
+        collision |= hs.iter().any(|h| h.counter_reset_hint == H::CounterReset)
+            && hs
+                .iter()
+                .any(|h| h.counter_reset_hint == H::NotCounterReset);
         if collision {
             let pos = self.pos_of(pos_expr);
             self.warn(format!(
@@ -1241,8 +1248,8 @@ impl Evaluator<'_> {
                 "mismatched custom buckets were reconciled during aggregation{pos}"
             ));
         }
-        if mean {
-            acc.div(hs.len() as f64);
+        if !rest.is_empty() {
+            exact_fields(&mut acc, hs, mean);
         }
         acc.compact();
         Some(acc)
@@ -1350,6 +1357,54 @@ fn go_unescape(raw: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Recomputes every count and the sum of `acc` (the plain sum of `hs`, which fixed the
+/// common layout) field by field on that layout: compensated sums, or for `mean` the
+/// overflow-safe mean, as Prometheus aggregates floats.
+fn exact_fields(acc: &mut FloatHistogram, hs: &[&FloatHistogram], mean_of: bool) {
+    let norm: Vec<FloatHistogram> = hs
+        .iter()
+        .map(|h| {
+            let mut x = FloatHistogram {
+                schema: acc.schema,
+                zero_threshold: acc.zero_threshold,
+                custom_values: acc.custom_values.clone(),
+                ..FloatHistogram::default()
+            };
+            let _ = x.add(h);
+            x
+        })
+        .collect();
+    let agg = |vals: &mut dyn Iterator<Item = f64>| -> f64 {
+        if mean_of {
+            mean(vals)
+        } else {
+            let (mut s, mut c) = (0.0, 0.0);
+            for v in vals {
+                (s, c) = kahan_inc(v, s, c);
+            }
+            if s.is_infinite() {
+                s
+            } else {
+                s + c
+            }
+        }
+    };
+    acc.count = agg(&mut norm.iter().map(|x| x.count));
+    acc.sum = agg(&mut norm.iter().map(|x| x.sum));
+    acc.zero_count = agg(&mut norm.iter().map(|x| x.zero_count));
+    let lookup = |v: &[(i32, f64)], i: i32| -> f64 {
+        v.binary_search_by_key(&i, |b| b.0)
+            .map(|k| v[k].1)
+            .unwrap_or(0.0)
+    };
+    for b in acc.positive.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.positive, b.0)));
+    }
+    for b in acc.negative.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.negative, b.0)));
+    }
 }
 
 fn label_hash(l: &Labels) -> u64 {
