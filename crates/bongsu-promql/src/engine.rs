@@ -645,6 +645,58 @@ mod tests {
     }
 
     #[test]
+    fn native_histograms_evaluate_and_render() {
+        use crate::native::parse_histogram_literal;
+        use crate::storage::HistogramSample;
+        let st = MemoryStorage::new();
+        let l = Labels::from_pairs([("__name__", "lat_seconds"), ("job", "a")]).unwrap();
+        st.add_histograms(
+            l,
+            (0..=10).map(|i| HistogramSample {
+                timestamp_ms: i * 60_000,
+                histogram: parse_histogram_literal(&format!(
+                    "{{{{schema:0 count:{c} sum:{c} buckets:[{c}]}}}}",
+                    c = 4 * i
+                ))
+                .unwrap(),
+            }),
+        );
+        let e = Engine::default();
+        let r = e
+            .instant_query(&st, "histogram_count(rate(lat_seconds[5m]))", 600_000)
+            .unwrap();
+        let got = vector(&r);
+        assert_eq!(got.len(), 1);
+        assert!((got[0].1 - 4.0 / 60.0).abs() < 1e-12, "{got:?}");
+        let r = e
+            .instant_query(&st, "sum(lat_seconds) * 2", 600_000)
+            .unwrap();
+        let Value::Vector(v) = &r.value else {
+            panic!("expected a vector")
+        };
+        let h = v[0].histogram.as_ref().expect("a histogram sample");
+        assert_eq!((h.count, h.sum), (80.0, 80.0));
+        assert_eq!(
+            crate::json::to_prometheus_json(&r.value),
+            r#"{"resultType":"vector","result":[{"metric":{},"histogram":[600,{"count":"80","sum":"80","buckets":[[0,"0.5","1","80"]]}]}]}"#
+        );
+        let r = e.instant_query(&st, "lat_seconds + 1", 600_000).unwrap();
+        assert_eq!(vector(&r), Vec::<(String, f64)>::new());
+        assert_eq!(
+            r.infos,
+            ["PromQL info: incompatible sample types encountered for binary operator \"+\": histogram + float (1:1)"]
+        );
+        let r = e
+            .range_query(&st, "lat_seconds", 540_000, 600_000, 60_000)
+            .unwrap();
+        let Value::Matrix(m) = &r.value else {
+            panic!("expected a matrix")
+        };
+        assert_eq!(m[0].histograms.len(), 2);
+        assert!(m[0].points.is_empty());
+    }
+
+    #[test]
     fn hints_reach_the_storage() {
         struct Spy(std::sync::Mutex<Vec<SelectHints>>);
         impl Storage for Spy {
@@ -709,12 +761,42 @@ mod robustness {
                 );
             }
         }
+        // Native histograms, exponential and custom, with a reset and a gauge.
+        for (inst, lit) in [
+            (
+                "x",
+                "{{schema:1 count:6 sum:3 z_bucket:1 z_bucket_w:0.01 buckets:[1 2] n_buckets:[2]}}",
+            ),
+            (
+                "y",
+                "{{schema:-53 count:3 sum:9 custom_values:[1 5] buckets:[1 1 1]}}",
+            ),
+            (
+                "z",
+                "{{schema:0 count:2 sum:1 counter_reset_hint:gauge buckets:[0 2]}}",
+            ),
+        ] {
+            let base = crate::native::parse_histogram_literal(lit).unwrap();
+            let l = Labels::from_pairs([("__name__", "nh"), ("inst", inst)]).unwrap();
+            st.add_histograms(
+                l,
+                (0..40).filter(|i| i % 13 != 5).map(|i| {
+                    let mut h = base.clone();
+                    h.mul(((i * 5) % 17) as f64);
+                    crate::storage::HistogramSample {
+                        timestamp_ms: i * 15_000,
+                        histogram: h,
+                    }
+                }),
+            );
+        }
         st
     }
 
     fn leaf() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("a_total".to_owned()),
+            Just("nh".to_owned()),
             Just("b{inst=\"x\"}".to_owned()),
             Just("{__name__=~\".+\"}".to_owned()),
             Just("h_bucket".to_owned()),
@@ -746,6 +828,11 @@ mod robustness {
                 "label_replace",
                 "label_join",
                 "histogram_quantile",
+                "histogram_count",
+                "histogram_fraction",
+                "histogram_stddev",
+                "sum_over_time",
+                "increase",
                 "clamp",
                 "round",
                 "predict_linear",

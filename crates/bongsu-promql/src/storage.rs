@@ -379,4 +379,60 @@ mod tests {
         st.clear();
         assert_eq!(st.series_count(), 0);
     }
+
+    #[test]
+    fn histograms_read_back_with_tsdb_hints() {
+        use crate::native::parse_histogram_literal;
+        let st = MemoryStorage::new();
+        let l = labels(&[("__name__", "h")]);
+        let h = |s: &str, t: i64| HistogramSample {
+            timestamp_ms: t,
+            histogram: parse_histogram_literal(s).unwrap(),
+        };
+        st.add_histograms(
+            l.clone(),
+            [
+                h("{{count:1 sum:1}}", 0),
+                h("{{count:2 sum:2}}", 10),
+                h("{{count:1 sum:1}}", 20),
+                h("{{count:3 sum:3 counter_reset_hint:reset}}", 40),
+                h("{{count:3 sum:3 counter_reset_hint:gauge}}", 50),
+            ],
+        );
+        st.add(l.clone(), [Sample::new(30, 7.0)]);
+        let m = [Matcher::new(MatchOp::Equal, "__name__", "h").unwrap()];
+        let all = SelectHints {
+            start_ms: 0,
+            end_ms: 100,
+            ..SelectHints::default()
+        };
+        let hs = st.select_histograms(&m, &all).unwrap();
+        let hints: Vec<CounterResetHint> = hs[0]
+            .samples
+            .iter()
+            .map(|s| s.histogram.counter_reset_hint)
+            .collect();
+        use CounterResetHint::*;
+        assert_eq!(
+            hints,
+            [Unknown, NotCounterReset, Unknown, CounterReset, Gauge]
+        );
+        let floats = st.select(&m, &all).unwrap();
+        assert_eq!(floats[0].samples, vec![Sample::new(30, 7.0)]);
+        // A window holding only the float answers no histogram series.
+        let narrow = SelectHints {
+            start_ms: 25,
+            end_ms: 35,
+            ..SelectHints::default()
+        };
+        assert!(st.select_histograms(&m, &narrow).unwrap().is_empty());
+        // A float-only storage needs no histogram method.
+        struct FloatsOnly;
+        impl Storage for FloatsOnly {
+            fn select(&self, _: &[Matcher], _: &SelectHints) -> Result<Vec<Series>> {
+                Ok(Vec::new())
+            }
+        }
+        assert!(FloatsOnly.select_histograms(&m, &all).unwrap().is_empty());
+    }
 }
