@@ -476,6 +476,40 @@ fn collect_needs(
             collect_needs(&b.rhs, s, e, qs, qe, lookback, None, needs);
         }
         Expr::Paren(p) => collect_needs(&p.expr, s, e, qs, qe, lookback, func, needs),
+        Expr::Call(c) if c.func.name == "info" => {
+            // info() also reads the info series, as of the times its first argument's
+            // selectors are read.
+            let mut inner = HashMap::new();
+            for a in &c.args.args {
+                collect_needs(a, s, e, qs, qe, lookback, Some("info"), &mut inner);
+            }
+            let lo = inner.values().map(|n| n.lo).min();
+            let hi = inner.values().map(|n| n.hi).max();
+            for (k, n) in inner {
+                match needs.get_mut(&k) {
+                    Some(m) => {
+                        m.lo = m.lo.min(n.lo);
+                        m.hi = m.hi.max(n.hi);
+                        m.range = m.range.max(n.range);
+                    }
+                    None => {
+                        needs.insert(k, n);
+                    }
+                }
+            }
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                let vs = crate::functions::info_selector(c.args.args.get(1).map(|b| b.as_ref()));
+                let n = needs.entry(selector_key(&vs)).or_insert_with(|| Need {
+                    selector: vs.clone(),
+                    lo,
+                    hi,
+                    range: 0,
+                    func: Some("info".into()),
+                });
+                n.lo = n.lo.min(lo.saturating_sub(lookback));
+                n.hi = n.hi.max(hi);
+            }
+        }
         Expr::Call(c) => {
             for a in &c.args.args {
                 collect_needs(a, s, e, qs, qe, lookback, Some(c.func.name), needs);

@@ -74,7 +74,7 @@ pub(crate) struct Pt {
 }
 
 impl Pt {
-    fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         self.h.is_none() && bongsu_model::is_stale_nan(self.v)
     }
 }
@@ -100,7 +100,7 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) start: i64,
     pub(crate) end: i64,
     pub(crate) step: i64,
-    lookback: i64,
+    pub(crate) lookback: i64,
     sub_step: i64,
     deadline: Instant,
     timeout: Duration,
@@ -339,7 +339,10 @@ impl<'a> Evaluator<'a> {
         base.saturating_sub(offset_ms(off))
     }
 
-    fn series_for(&mut self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<EvSeries>> {
+    pub(crate) fn series_for(
+        &mut self,
+        vs: &promql_parser::parser::VectorSelector,
+    ) -> Arc<Vec<EvSeries>> {
         let key = selector_key(vs);
         let plain = self.data.get(&key).cloned().unwrap_or_default();
         if !self.stats_mode {
