@@ -731,6 +731,44 @@ mod tests {
     }
 
     #[test]
+    fn info_adds_data_labels_of_the_matching_info_series() {
+        let st = MemoryStorage::new();
+        let add = |pairs: &[(&str, &str)], v: f64| {
+            st.add(
+                Labels::from_pairs(pairs.iter().copied()).unwrap(),
+                (0..5).map(|i| Sample::new(i * 60_000, v)),
+            )
+        };
+        add(&[("__name__", "up"), ("instance", "a"), ("job", "j")], 1.0);
+        add(&[("__name__", "up"), ("instance", "b"), ("job", "j")], 0.0);
+        add(
+            &[
+                ("__name__", "target_info"),
+                ("instance", "a"),
+                ("job", "j"),
+                ("region", "eu"),
+            ],
+            1.0,
+        );
+        let e = Engine::default();
+        let mut got = vector(&e.instant_query(&st, "info(up)", 240_000).unwrap());
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                (r#"up{instance="a", job="j", region="eu"}"#.to_owned(), 1.0),
+                (r#"up{instance="b", job="j"}"#.to_owned(), 0.0),
+            ]
+        );
+        // A data matcher that refuses the empty value drops unmatched series.
+        let got = vector(
+            &e.instant_query(&st, r#"info(up, {region=~".+"})"#, 240_000)
+                .unwrap(),
+        );
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
     fn hints_reach_the_storage() {
         struct Spy(std::sync::Mutex<Vec<SelectHints>>);
         impl Storage for Spy {
