@@ -681,23 +681,17 @@ pub(crate) fn info_selector(sel: Option<&Expr>) -> VectorSelector {
     if ms.is_empty() {
         ms.push(PMatcher::new(PMatchOp::Equal, METRIC_NAME, "target_info"));
     } else if !ms.iter().any(is_positive) {
-        // Only exclusions: the candidates are still info metrics.
-        ms.push(PMatcher::new(
-            PMatchOp::Re(info_name_regex()),
-            METRIC_NAME,
-            ".+_info",
-        ));
+        // Only exclusions: the candidates are still info metrics. (The pattern is a
+        // constant and compiles.)
+        if let Ok(re) = regex::Regex::new("^(?:.+_info)$") {
+            ms.push(PMatcher::new(PMatchOp::Re(re), METRIC_NAME, ".+_info"));
+        }
     }
     VectorSelector::new(None, Matchers::new(ms))
 }
 
 fn is_positive(m: &PMatcher) -> bool {
     matches!(m.op, PMatchOp::Equal | PMatchOp::Re(_))
-}
-
-fn info_name_regex() -> regex::Regex {
-    // A constant pattern: it always compiles.
-    regex::Regex::new("^(?:.+_info)$").unwrap_or_else(|_| unreachable!())
 }
 
 /// The time at which the first argument of info() reads its samples.
