@@ -109,6 +109,8 @@ pub(crate) struct Evaluator<'a> {
     /// Prometheus's histogram statistics decoding sets them (reset or not, per sample).
     stats_mode: bool,
     stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
+    /// `pos_of` results by expression address (the AST outlives the evaluation).
+    pos_cache: std::cell::RefCell<HashMap<usize, String>>,
     infos: BTreeSet<String>,
 }
 
@@ -271,6 +273,7 @@ impl<'a> Evaluator<'a> {
             warnings: BTreeSet::new(),
             stats_mode: false,
             stats_data: HashMap::new(),
+            pos_cache: std::cell::RefCell::new(HashMap::new()),
             infos: BTreeSet::new(),
         }
     }
@@ -292,11 +295,22 @@ impl<'a> Evaluator<'a> {
 
     /// `(line:col)` of `e` in the query text, found by its printed form.
     pub(crate) fn pos_of(&self, e: &Expr) -> String {
-        let printed = e.to_string();
-        if let Some(i) = self.query.find(&printed) {
-            return self.pos_at(i);
+        let key = e as *const Expr as usize;
+        if let Some(p) = self.pos_cache.borrow().get(&key) {
+            return p.clone();
         }
-        String::new()
+        let pos = self.pos_of_uncached(e);
+        self.pos_cache.borrow_mut().insert(key, pos.clone());
+        pos
+    }
+
+    /// `pos_of` for an expression that is not part of the parsed query (a temporary).
+    fn pos_of_uncached(&self, e: &Expr) -> String {
+        let printed = e.to_string();
+        match self.query.find(&printed) {
+            Some(i) => self.pos_at(i),
+            None => String::new(),
+        }
     }
 
     pub(crate) fn pos_at(&self, byte: usize) -> String {
@@ -741,7 +755,7 @@ impl<'a> Evaluator<'a> {
 
     /// Position of a binary expression: where its left operand starts.
     pub(crate) fn pos_of_binary(&self, b: &BinaryExpr) -> String {
-        let whole = self.pos_of(&Expr::Binary(b.clone()));
+        let whole = self.pos_of_uncached(&Expr::Binary(b.clone()));
         if !whole.is_empty() {
             return whole;
         }
