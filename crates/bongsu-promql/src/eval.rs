@@ -1380,9 +1380,16 @@ fn go_unescape(raw: &str) -> Vec<u8> {
 /// common layout) field by field on that layout: compensated sums, or for `mean` the
 /// overflow-safe mean, as Prometheus aggregates floats.
 fn exact_fields(acc: &mut FloatHistogram, hs: &[&FloatHistogram], mean_of: bool) {
-    let norm: Vec<FloatHistogram> = hs
+    let norm: Vec<std::borrow::Cow<'_, FloatHistogram>> = hs
         .iter()
         .map(|h| {
+            // Already on the common layout: use as is.
+            if h.schema == acc.schema
+                && h.zero_threshold == acc.zero_threshold
+                && h.custom_values == acc.custom_values
+            {
+                return std::borrow::Cow::Borrowed(*h);
+            }
             let mut x = FloatHistogram {
                 schema: acc.schema,
                 zero_threshold: acc.zero_threshold,
@@ -1390,7 +1397,7 @@ fn exact_fields(acc: &mut FloatHistogram, hs: &[&FloatHistogram], mean_of: bool)
                 ..FloatHistogram::default()
             };
             let _ = x.add(h);
-            x
+            std::borrow::Cow::Owned(x)
         })
         .collect();
     let agg = |vals: &mut dyn Iterator<Item = f64>| -> f64 {

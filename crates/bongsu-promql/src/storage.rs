@@ -223,35 +223,26 @@ impl MemoryStorage {
 /// The counter reset hints Prometheus's TSDB reports on read: gauges stay gauges, a
 /// declared reset stays `CounterReset`, the first histogram of a run (at the start,
 /// after a float or after a detected reset) is `Unknown`, later ones `NotCounterReset`.
-fn read_back_hints(points: &[(i64, Stored)]) -> Vec<Option<CounterResetHint>> {
-    let mut out = Vec::with_capacity(points.len());
-    let mut prev: Option<&FloatHistogram> = None;
-    for (_, p) in points {
-        match p {
-            Stored::Float(_) => {
-                prev = None;
-                out.push(None);
-            }
-            Stored::Hist(h) => {
-                let declared = h.counter_reset_hint;
-                let hint = match (declared, prev) {
-                    (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
-                    (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
-                    (_, None) => CounterResetHint::Unknown,
-                    (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
-                        CounterResetHint::Unknown
-                    }
-                    // A detected reset starts a new chunk whose first sample reads
-                    // back as `Unknown` in Prometheus's TSDB, not as `CounterReset`.
-                    (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
-                    _ => CounterResetHint::NotCounterReset,
-                };
-                out.push(Some(hint));
-                prev = Some(h);
-            }
+fn read_back_hint(points: &[(i64, Stored)], i: usize) -> Option<CounterResetHint> {
+    let Stored::Hist(h) = &points[i].1 else {
+        return None;
+    };
+    let prev = match i.checked_sub(1).map(|j| &points[j].1) {
+        Some(Stored::Hist(p)) => Some(p),
+        _ => None,
+    };
+    Some(match (h.counter_reset_hint, prev) {
+        (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
+        (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
+        (_, None) => CounterResetHint::Unknown,
+        (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
+            CounterResetHint::Unknown
         }
-    }
-    out
+        // A detected reset starts a new chunk whose first sample reads back as
+        // `Unknown` in Prometheus's TSDB, not as `CounterReset`.
+        (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
+        _ => CounterResetHint::NotCounterReset,
+    })
 }
 
 impl MemoryStorage {
@@ -312,9 +303,8 @@ impl Storage for MemoryStorage {
             {
                 return;
             }
-            let read_hints = read_back_hints(&s.points);
             let samples: Vec<HistogramSample> = (lo..hi)
-                .filter_map(|i| match (&s.points[i].1, read_hints[i]) {
+                .filter_map(|i| match (&s.points[i].1, read_back_hint(&s.points, i)) {
                     (Stored::Hist(h), Some(hint)) => {
                         let mut histogram = (**h).clone();
                         histogram.counter_reset_hint = hint;
