@@ -74,7 +74,7 @@ pub(crate) struct Pt {
 }
 
 impl Pt {
-    fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         self.h.is_none() && bongsu_model::is_stale_nan(self.v)
     }
 }
@@ -100,7 +100,7 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) start: i64,
     pub(crate) end: i64,
     pub(crate) step: i64,
-    lookback: i64,
+    pub(crate) lookback: i64,
     sub_step: i64,
     deadline: Instant,
     timeout: Duration,
@@ -109,6 +109,8 @@ pub(crate) struct Evaluator<'a> {
     /// Prometheus's histogram statistics decoding sets them (reset or not, per sample).
     stats_mode: bool,
     stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
+    /// `pos_of` results by expression address (the AST outlives the evaluation).
+    pos_cache: std::cell::RefCell<HashMap<usize, String>>,
     infos: BTreeSet<String>,
 }
 
@@ -271,6 +273,7 @@ impl<'a> Evaluator<'a> {
             warnings: BTreeSet::new(),
             stats_mode: false,
             stats_data: HashMap::new(),
+            pos_cache: std::cell::RefCell::new(HashMap::new()),
             infos: BTreeSet::new(),
         }
     }
@@ -292,11 +295,22 @@ impl<'a> Evaluator<'a> {
 
     /// `(line:col)` of `e` in the query text, found by its printed form.
     pub(crate) fn pos_of(&self, e: &Expr) -> String {
-        let printed = e.to_string();
-        if let Some(i) = self.query.find(&printed) {
-            return self.pos_at(i);
+        let key = e as *const Expr as usize;
+        if let Some(p) = self.pos_cache.borrow().get(&key) {
+            return p.clone();
         }
-        String::new()
+        let pos = self.pos_of_uncached(e);
+        self.pos_cache.borrow_mut().insert(key, pos.clone());
+        pos
+    }
+
+    /// `pos_of` for an expression that is not part of the parsed query (a temporary).
+    fn pos_of_uncached(&self, e: &Expr) -> String {
+        let printed = e.to_string();
+        match self.query.find(&printed) {
+            Some(i) => self.pos_at(i),
+            None => String::new(),
+        }
     }
 
     pub(crate) fn pos_at(&self, byte: usize) -> String {
@@ -339,7 +353,10 @@ impl<'a> Evaluator<'a> {
         base.saturating_sub(offset_ms(off))
     }
 
-    fn series_for(&mut self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<EvSeries>> {
+    pub(crate) fn series_for(
+        &mut self,
+        vs: &promql_parser::parser::VectorSelector,
+    ) -> Arc<Vec<EvSeries>> {
         let key = selector_key(vs);
         let plain = self.data.get(&key).cloned().unwrap_or_default();
         if !self.stats_mode {
@@ -738,7 +755,7 @@ impl<'a> Evaluator<'a> {
 
     /// Position of a binary expression: where its left operand starts.
     pub(crate) fn pos_of_binary(&self, b: &BinaryExpr) -> String {
-        let whole = self.pos_of(&Expr::Binary(b.clone()));
+        let whole = self.pos_of_uncached(&Expr::Binary(b.clone()));
         if !whole.is_empty() {
             return whole;
         }
@@ -1229,6 +1246,13 @@ impl Evaluator<'_> {
                 }
             }
         }
+        // Prometheus reports a conflict when the inputs hold both a declared reset
+        // and a declared non-reset, whatever else they hold.
+        use crate::native::CounterResetHint as H;
+        collision |= hs.iter().any(|h| h.counter_reset_hint == H::CounterReset)
+            && hs
+                .iter()
+                .any(|h| h.counter_reset_hint == H::NotCounterReset);
         if collision {
             let pos = self.pos_of(pos_expr);
             self.warn(format!(
@@ -1241,8 +1265,8 @@ impl Evaluator<'_> {
                 "mismatched custom buckets were reconciled during aggregation{pos}"
             ));
         }
-        if mean {
-            acc.div(hs.len() as f64);
+        if !rest.is_empty() {
+            exact_fields(&mut acc, hs, mean);
         }
         acc.compact();
         Some(acc)
@@ -1350,6 +1374,61 @@ fn go_unescape(raw: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Recomputes every count and the sum of `acc` (the plain sum of `hs`, which fixed the
+/// common layout) field by field on that layout: compensated sums, or for `mean` the
+/// overflow-safe mean, as Prometheus aggregates floats.
+fn exact_fields(acc: &mut FloatHistogram, hs: &[&FloatHistogram], mean_of: bool) {
+    let norm: Vec<std::borrow::Cow<'_, FloatHistogram>> = hs
+        .iter()
+        .map(|h| {
+            // Already on the common layout: use as is.
+            if h.schema == acc.schema
+                && h.zero_threshold == acc.zero_threshold
+                && h.custom_values == acc.custom_values
+            {
+                return std::borrow::Cow::Borrowed(*h);
+            }
+            let mut x = FloatHistogram {
+                schema: acc.schema,
+                zero_threshold: acc.zero_threshold,
+                custom_values: acc.custom_values.clone(),
+                ..FloatHistogram::default()
+            };
+            let _ = x.add(h);
+            std::borrow::Cow::Owned(x)
+        })
+        .collect();
+    let agg = |vals: &mut dyn Iterator<Item = f64>| -> f64 {
+        if mean_of {
+            mean(vals)
+        } else {
+            let (mut s, mut c) = (0.0, 0.0);
+            for v in vals {
+                (s, c) = kahan_inc(v, s, c);
+            }
+            if s.is_infinite() {
+                s
+            } else {
+                s + c
+            }
+        }
+    };
+    acc.count = agg(&mut norm.iter().map(|x| x.count));
+    acc.sum = agg(&mut norm.iter().map(|x| x.sum));
+    acc.zero_count = agg(&mut norm.iter().map(|x| x.zero_count));
+    let lookup = |v: &[(i32, f64)], i: i32| -> f64 {
+        v.binary_search_by_key(&i, |b| b.0)
+            .map(|k| v[k].1)
+            .unwrap_or(0.0)
+    };
+    for b in acc.positive.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.positive, b.0)));
+    }
+    for b in acc.negative.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.negative, b.0)));
+    }
 }
 
 fn label_hash(l: &Labels) -> u64 {

@@ -1,7 +1,8 @@
 //! PromQL functions over float samples.
 
 use bongsu_model::{Labels, METRIC_NAME};
-use promql_parser::parser::{Call, Expr};
+use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher, Matchers};
+use promql_parser::parser::{Call, Expr, VectorSelector};
 use regex::Regex;
 
 use std::sync::Arc;
@@ -658,6 +659,189 @@ fn sort_by_value(v: &mut [Elem], desc: bool) {
     });
 }
 
+/// The labels info() joins on.
+const IDENTIFYING_LABELS: [&str; 2] = ["instance", "job"];
+
+/// The selector of the info series info() reads: the `__name__` matchers of its second
+/// argument, or `target_info`.
+pub(crate) fn info_selector(sel: Option<&Expr>) -> VectorSelector {
+    let mut ms = Vec::new();
+    if let Some(Expr::VectorSelector(vs)) = sel.map(unparen) {
+        if let Some(n) = &vs.name {
+            ms.push(PMatcher::new(PMatchOp::Equal, METRIC_NAME, n));
+        }
+        ms.extend(
+            vs.matchers
+                .matchers
+                .iter()
+                .filter(|m| m.name == METRIC_NAME)
+                .cloned(),
+        );
+    }
+    if ms.is_empty() {
+        ms.push(PMatcher::new(PMatchOp::Equal, METRIC_NAME, "target_info"));
+    } else if !ms.iter().any(is_positive) {
+        // Only exclusions: the candidates are still info metrics. (The pattern is a
+        // constant and compiles.)
+        if let Ok(re) = regex::Regex::new("^(?:.+_info)$") {
+            ms.push(PMatcher::new(PMatchOp::Re(re), METRIC_NAME, ".+_info"));
+        }
+    }
+    VectorSelector::new(None, Matchers::new(ms))
+}
+
+fn is_positive(m: &PMatcher) -> bool {
+    matches!(m.op, PMatchOp::Equal | PMatchOp::Re(_))
+}
+
+/// The time at which the first argument of info() reads its samples.
+fn info_ref_time(ev: &Evaluator<'_>, e: &Expr, t: i64) -> i64 {
+    match unparen(e) {
+        Expr::VectorSelector(vs) => ev.ref_time(&vs.at, &vs.offset, t),
+        Expr::MatrixSelector(ms) => ev.ref_time(&ms.vs.at, &ms.vs.offset, t),
+        Expr::Subquery(sq) => {
+            let end = ev.ref_time(&sq.at, &sq.offset, t);
+            let step = sq.step.map(|d| d.as_millis() as i64).unwrap_or(0);
+            let last = if step > 0 {
+                end - end.rem_euclid(step)
+            } else {
+                end
+            };
+            info_ref_time(ev, &sq.expr, last)
+        }
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .find(|a| !matches!(unparen(a), Expr::NumberLiteral(_) | Expr::StringLiteral(_)))
+            .map(|a| info_ref_time(ev, a, t))
+            .unwrap_or(t),
+        Expr::Aggregate(a) => info_ref_time(ev, &a.expr, t),
+        Expr::Unary(u) => info_ref_time(ev, &u.expr, t),
+        Expr::Binary(b) => info_ref_time(ev, &b.lhs, t),
+        _ => t,
+    }
+}
+
+/// `info(v, {data label matchers})`: adds the data labels of the info series sharing the
+/// identifying labels (`instance`, `job`) of each series of `v`.
+fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
+    let a0 = arg(c, 0)?;
+    let v = ev.eval_vector(a0, t)?;
+    let sel_expr = c.args.args.get(1).map(|b| b.as_ref());
+    let sel = info_selector(sel_expr);
+    let name_ms: Vec<PMatcher> = sel.matchers.matchers.clone();
+    let data_ms: Vec<PMatcher> = match sel_expr.map(unparen) {
+        Some(Expr::VectorSelector(vs)) => vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != METRIC_NAME)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let rt = info_ref_time(ev, a0, t);
+    let lookback = ev.lookback;
+    let series = ev.series_for(&sel);
+    // The info series current at `rt`, with the timestamp of their sample.
+    let mut infos: Vec<(&Labels, i64)> = Vec::new();
+    for s in series.iter() {
+        let idx = s.points.partition_point(|p| p.t <= rt);
+        let Some(p) = idx.checked_sub(1).map(|i| &s.points[i]) else {
+            continue;
+        };
+        if p.t <= rt.saturating_sub(lookback) || p.is_stale() {
+            continue;
+        }
+        if p.h.is_some() {
+            return Err(Error::Eval(format!(
+                "info series {} holds native histogram samples: info metrics must be floats",
+                s.labels
+            )));
+        }
+        if data_ms
+            .iter()
+            .all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
+        {
+            infos.push((&s.labels, p.t));
+        }
+    }
+    let accepts_empty = data_ms.iter().all(|m| m.is_match(""));
+    let mut out = Vec::with_capacity(v.len());
+    for mut e in v {
+        let base_name = e.labels.get(METRIC_NAME);
+        if name_ms.iter().any(is_positive)
+            && base_name.is_some_and(|n| name_ms.iter().all(|m| m.is_match(n)))
+        {
+            out.push(e);
+            continue;
+        }
+        let ident: Vec<&str> = IDENTIFYING_LABELS
+            .iter()
+            .map(|l| e.labels.get(l).unwrap_or(""))
+            .collect();
+        let mut picked: Vec<(&Labels, i64)> = Vec::new();
+        if ident.iter().any(|v| !v.is_empty()) {
+            for &(l, ts) in &infos {
+                let same = IDENTIFYING_LABELS
+                    .iter()
+                    .zip(&ident)
+                    .all(|(n, v)| l.get(n).unwrap_or("") == *v);
+                if !same {
+                    continue;
+                }
+                // Of several series of one info metric, the latest sample wins.
+                match picked
+                    .iter_mut()
+                    .find(|(p, _)| p.get(METRIC_NAME) == l.get(METRIC_NAME))
+                {
+                    Some(slot) if slot.1 < ts => *slot = (l, ts),
+                    Some(_) => {}
+                    None => picked.push((l, ts)),
+                }
+            }
+        }
+        if picked.is_empty() {
+            if accepts_empty {
+                out.push(e);
+            }
+            continue;
+        }
+        let mut added: Vec<(String, String)> = Vec::new();
+        for (l, _) in &picked {
+            for lbl in l.iter() {
+                if lbl.name == METRIC_NAME {
+                    continue;
+                }
+                let wanted = if data_ms.is_empty() {
+                    !IDENTIFYING_LABELS.contains(&lbl.name.as_str())
+                } else {
+                    data_ms.iter().any(|m| m.name == lbl.name)
+                };
+                if !wanted || e.labels.get(&lbl.name).is_some() {
+                    continue;
+                }
+                match added.iter().find(|(n, _)| *n == lbl.name) {
+                    Some((_, v)) if *v != lbl.value => {
+                        return Err(Error::Eval(format!(
+                            "conflicting label {:?}: info series disagree ({v:?} and {:?})",
+                            lbl.name, lbl.value
+                        )));
+                    }
+                    Some(_) => {}
+                    None => added.push((lbl.name.clone(), lbl.value.clone())),
+                }
+            }
+        }
+        for (n, v) in added {
+            e.labels.set(&n, &v);
+        }
+        out.push(e);
+    }
+    Ok(Val::Vector(out))
+}
+
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
     let name = c.func.name;
     match name {
@@ -1124,6 +1308,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             Ok(Val::Vector(out))
         }
         "histogram_fraction" => crate::histogram::histogram_fraction(ev, c, t),
+        "info" => info(ev, c, t),
         "histogram_quantiles" => crate::histogram::histogram_quantiles(ev, c, t),
         other => Err(Error::Eval(format!(
             "function {other} is not supported by this engine"

@@ -277,7 +277,7 @@ pub(crate) fn native_quantile(q: f64, h: &FloatHistogram) -> (f64, Option<bool>)
         }
     }
     let Some(mut b) = bucket else {
-        return (f64::NAN, None);
+        return (f64::NAN, h.sum.is_nan().then_some(true));
     };
     let custom = h.uses_custom_buckets();
     if !custom && b.lower < 0.0 && b.upper > 0.0 {
@@ -402,11 +402,18 @@ pub(crate) fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64
         }
         rank += b.count;
     }
-    if !lower_set || lower_rank > h.count {
-        lower_rank = h.count;
+    // NaN observations are in the count but in no bucket: they belong to no range.
+    let cap = if h.sum.is_nan() {
+        let in_buckets: f64 = h.all_buckets().iter().map(|b| b.count).sum();
+        in_buckets.min(h.count)
+    } else {
+        h.count
+    };
+    if !lower_set || lower_rank > cap {
+        lower_rank = cap;
     }
-    if !upper_set || upper_rank > h.count {
-        upper_rank = h.count;
+    if !upper_set || upper_rank > cap {
+        upper_rank = cap;
     }
     (upper_rank - lower_rank) / h.count
 }

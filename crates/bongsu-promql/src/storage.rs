@@ -223,35 +223,26 @@ impl MemoryStorage {
 /// The counter reset hints Prometheus's TSDB reports on read: gauges stay gauges, a
 /// declared reset stays `CounterReset`, the first histogram of a run (at the start,
 /// after a float or after a detected reset) is `Unknown`, later ones `NotCounterReset`.
-fn read_back_hints(points: &[(i64, Stored)]) -> Vec<Option<CounterResetHint>> {
-    let mut out = Vec::with_capacity(points.len());
-    let mut prev: Option<&FloatHistogram> = None;
-    for (_, p) in points {
-        match p {
-            Stored::Float(_) => {
-                prev = None;
-                out.push(None);
-            }
-            Stored::Hist(h) => {
-                let declared = h.counter_reset_hint;
-                let hint = match (declared, prev) {
-                    (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
-                    (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
-                    (_, None) => CounterResetHint::Unknown,
-                    (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
-                        CounterResetHint::Unknown
-                    }
-                    // A detected reset starts a new chunk whose first sample reads
-                    // back as `Unknown` in Prometheus's TSDB, not as `CounterReset`.
-                    (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
-                    _ => CounterResetHint::NotCounterReset,
-                };
-                out.push(Some(hint));
-                prev = Some(h);
-            }
+fn read_back_hint(points: &[(i64, Stored)], i: usize) -> Option<CounterResetHint> {
+    let Stored::Hist(h) = &points[i].1 else {
+        return None;
+    };
+    let prev = match i.checked_sub(1).map(|j| &points[j].1) {
+        Some(Stored::Hist(p)) => Some(p),
+        _ => None,
+    };
+    Some(match (h.counter_reset_hint, prev) {
+        (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
+        (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
+        (_, None) => CounterResetHint::Unknown,
+        (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
+            CounterResetHint::Unknown
         }
-    }
-    out
+        // A detected reset starts a new chunk whose first sample reads back as
+        // `Unknown` in Prometheus's TSDB, not as `CounterReset`.
+        (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
+        _ => CounterResetHint::NotCounterReset,
+    })
 }
 
 impl MemoryStorage {
@@ -312,9 +303,8 @@ impl Storage for MemoryStorage {
             {
                 return;
             }
-            let read_hints = read_back_hints(&s.points);
             let samples: Vec<HistogramSample> = (lo..hi)
-                .filter_map(|i| match (&s.points[i].1, read_hints[i]) {
+                .filter_map(|i| match (&s.points[i].1, read_back_hint(&s.points, i)) {
                     (Stored::Hist(h), Some(hint)) => {
                         let mut histogram = (**h).clone();
                         histogram.counter_reset_hint = hint;
@@ -378,5 +368,61 @@ mod tests {
         assert_eq!(st.series_count(), 2);
         st.clear();
         assert_eq!(st.series_count(), 0);
+    }
+
+    #[test]
+    fn histograms_read_back_with_tsdb_hints() {
+        use crate::native::parse_histogram_literal;
+        let st = MemoryStorage::new();
+        let l = labels(&[("__name__", "h")]);
+        let h = |s: &str, t: i64| HistogramSample {
+            timestamp_ms: t,
+            histogram: parse_histogram_literal(s).unwrap(),
+        };
+        st.add_histograms(
+            l.clone(),
+            [
+                h("{{count:1 sum:1}}", 0),
+                h("{{count:2 sum:2}}", 10),
+                h("{{count:1 sum:1}}", 20),
+                h("{{count:3 sum:3 counter_reset_hint:reset}}", 40),
+                h("{{count:3 sum:3 counter_reset_hint:gauge}}", 50),
+            ],
+        );
+        st.add(l.clone(), [Sample::new(30, 7.0)]);
+        let m = [Matcher::new(MatchOp::Equal, "__name__", "h").unwrap()];
+        let all = SelectHints {
+            start_ms: 0,
+            end_ms: 100,
+            ..SelectHints::default()
+        };
+        let hs = st.select_histograms(&m, &all).unwrap();
+        let hints: Vec<CounterResetHint> = hs[0]
+            .samples
+            .iter()
+            .map(|s| s.histogram.counter_reset_hint)
+            .collect();
+        use CounterResetHint::*;
+        assert_eq!(
+            hints,
+            [Unknown, NotCounterReset, Unknown, CounterReset, Gauge]
+        );
+        let floats = st.select(&m, &all).unwrap();
+        assert_eq!(floats[0].samples, vec![Sample::new(30, 7.0)]);
+        // A window holding only the float answers no histogram series.
+        let narrow = SelectHints {
+            start_ms: 25,
+            end_ms: 35,
+            ..SelectHints::default()
+        };
+        assert!(st.select_histograms(&m, &narrow).unwrap().is_empty());
+        // A float-only storage needs no histogram method.
+        struct FloatsOnly;
+        impl Storage for FloatsOnly {
+            fn select(&self, _: &[Matcher], _: &SelectHints) -> Result<Vec<Series>> {
+                Ok(Vec::new())
+            }
+        }
+        assert!(FloatsOnly.select_histograms(&m, &all).unwrap().is_empty());
     }
 }
