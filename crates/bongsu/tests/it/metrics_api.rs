@@ -198,7 +198,10 @@ fn remote_write_then_every_query_endpoint_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let server = Running::start_with_env(
         &dir.path().join("data"),
-        &[("BONGSU_TSDB_MAX_SERIES_PER_METRIC", "3")],
+        &[
+            ("BONGSU_TSDB_MAX_SERIES_PER_METRIC", "3"),
+            ("BONGSU_QUERY_MAX_SAMPLES", "9"),
+        ],
     );
     let token = server.admin_token.clone().expect("admin token");
     server.wait_ready();
@@ -373,6 +376,35 @@ fn remote_write_then_every_query_endpoint_and_the_cli() {
     }
     let (status, _) = request(addr, "GET", "/api/v1/query?query=up", None, &[], b"").unwrap();
     assert_eq!(status, 401);
+    // query.max_samples is 9: loading the 10 samples of both series is refused.
+    let (status, v) = get_json(
+        addr,
+        &token,
+        "/api/v1/query",
+        &[("query", "{__name__=~\"e2e_.*\"}[10m]"), ("time", &at)],
+    );
+    assert_eq!(
+        (status, &v["errorType"]),
+        (422, &Value::from("execution")),
+        "{v}"
+    );
+    assert!(v["error"].as_str().unwrap().contains("limit 9"), "{v}");
+
+    // A sample older than tsdb.ooo_window (10m) behind its series' newest is counted, and
+    // reported by /api/v1/status/tsdb.
+    let old = write_request(
+        &[(
+            vec![("__name__", "e2e_up"), ("job", "api")],
+            vec![(t0 - 3_600_000, 1.0)],
+        )],
+        &[],
+    );
+    let (status, text) = remote_write(addr, &token, &old).unwrap();
+    assert_eq!(status, 204, "{text}");
+    wait_for("the out-of-window sample to be counted", || {
+        let (_, v) = get_json(addr, &token, "/api/v1/status/tsdb", &[]);
+        v["data"]["outOfWindowSamplesTotal"] == 1
+    });
 
     // Cardinality: a fourth series of one metric is refused whole, naming metric and limit.
     let card = |n: usize| -> Vec<SeriesSpec<'static>> {
@@ -397,6 +429,7 @@ fn remote_write_then_every_query_endpoint_and_the_cli() {
     let (_, metrics) = server.get("/metrics", Some(&token));
     for want in [
         "bongsu_ingest_cardinality_rejections_total 1",
+        "bongsu_tsdb_out_of_window_samples_total 1",
         "bongsu_tsdb_samples_appended_total 13",
         "bongsu_stream_consumer_lag_records{group=\"tsdb\"",
     ] {
