@@ -85,7 +85,7 @@ impl Authenticator {
             ));
         };
         let info = self
-            .verify(secret)
+            .verify(&secret)
             .await
             .map_err(|e| (Failure::Invalid, e))?
             .ok_or_else(|| {
@@ -153,14 +153,25 @@ impl Authenticator {
     }
 }
 
-/// The token in `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token in `Authorization: Bearer <token>`, or the password of
+/// `Authorization: Basic base64(<any user>:<token>)` for clients that only speak basic auth
+/// (promtool, URLs like `http://bongsu:<token>@host:9700`), if any.
+fn bearer(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
+        std::borrow::Cow::Borrowed(token.trim())
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (_, password) = text.split_once(':')?;
+        std::borrow::Cow::Owned(password.to_owned())
+    } else {
         return None;
-    }
-    let token = token.trim();
+    };
     (!token.is_empty()).then_some(token)
 }
 
@@ -196,11 +207,15 @@ mod tests {
             ("Bearer abc", Some("abc")),
             ("bearer  abc ", Some("abc")),
             ("Basic abc", None),
+            // "bongsu:s3cret" and "x:" in base64: the password is the token.
+            ("Basic Ym9uZ3N1OnMzY3JldA==", Some("s3cret")),
+            ("Basic eDo=", None),
+            ("Token abc", None),
             ("Bearer ", None),
             ("Bearer", None),
         ] {
             h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
-            assert_eq!(bearer(&h), expected, "{value:?}");
+            assert_eq!(bearer(&h).as_deref(), expected, "{value:?}");
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 pub(crate) mod logs;
+pub(crate) mod query;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod token;
@@ -20,6 +21,8 @@ pub(crate) enum Command {
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Evaluate a PromQL expression on a running server and print the result.
+    Query(query::QueryArgs),
     /// Manage API tokens directly in the data directory (works while the server runs).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -40,6 +43,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args),
         Command::Config(c) => config::run(c),
         Command::Token(c) => token::run(c),
+        Command::Query(a) => query::run(a),
         Command::Stream { config, cmd } => {
             let config = config.load(None)?;
             stream::run(cmd, &config.server.stream_dir())

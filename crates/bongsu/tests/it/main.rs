@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod logs_api;
+mod metrics_api;
 mod receivers;
 mod stream_cli;
 mod syslog;
@@ -72,7 +73,7 @@ impl Running {
         Running::start_with_env(data_dir, &[])
     }
 
-    /// Like [`Running::start`] with extra environment variables (e.g. `BONGSU_SYSLOG_*`).
+    /// Like [`Running::start`] with extra environment variables (e.g. `BONGSU_TSDB_*`).
     fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Running {
         let mut child = bongsu()
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
