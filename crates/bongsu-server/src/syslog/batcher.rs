@@ -189,11 +189,11 @@ async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: 
         udp_lines,
         cost: _,
     } = batch;
-    let value = syslog_batch(records).encode();
+    let record = Record::new(syslog_batch(records).encode(), clock.now_ms());
     let mut ok = false;
     for attempt in 1..=APPEND_TRIES {
-        let record = Record::new(value.clone(), clock.now_ms());
-        match stream.append(LOGS_TOPIC, None, vec![record]).await {
+        // Cheap: the value is reference-counted.
+        match stream.append(LOGS_TOPIC, None, vec![record.clone()]).await {
             Ok(_) => {
                 ok = true;
                 break;
