@@ -1,7 +1,8 @@
-//! Typical dashboard queries over generated data: 200 series, 6 hours at 15 s.
+//! Typical dashboard queries over generated data: 200 float series, 6 hours at 15 s,
+//! and 20 native histogram series (schema 3, ~40 buckets) over the same time.
 
 use bongsu_model::{Labels, Sample};
-use bongsu_promql::{Engine, MemoryStorage};
+use bongsu_promql::{Engine, FloatHistogram, HistogramSample, MemoryStorage};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 const STEP_MS: i64 = 15_000;
@@ -26,6 +27,35 @@ fn storage() -> MemoryStorage {
                 .collect();
             st.add(labels, samples);
         }
+    }
+    for inst in 0..20 {
+        let labels = Labels::from_pairs([
+            ("__name__", "http_request_duration_seconds".to_owned()),
+            ("instance", format!("host{inst}:9100")),
+        ])
+        .expect("valid labels");
+        let mut h = FloatHistogram {
+            schema: 3,
+            ..FloatHistogram::default()
+        };
+        let samples: Vec<HistogramSample> = (0..POINTS)
+            .map(|i| {
+                for k in 0..40i32 {
+                    let add = ((i as i32 * 3 + k * 7 + inst) % 5) as f64;
+                    match h.positive.iter_mut().find(|b| b.0 == k - 20) {
+                        Some(b) => b.1 += add,
+                        None => h.positive.push((k - 20, add)),
+                    }
+                    h.count += add;
+                    h.sum += add * 0.1;
+                }
+                HistogramSample {
+                    timestamp_ms: i * STEP_MS,
+                    histogram: h.clone(),
+                }
+            })
+            .collect();
+        st.add_histograms(labels, samples);
     }
     st
 }
@@ -81,6 +111,24 @@ fn bench(c: &mut Criterion) {
                 .expect("query")
         })
     });
+    g.bench_function(
+        "range 1h at 1m: native histogram_quantile of summed rate",
+        |b| {
+            b.iter(|| {
+                engine
+                    .range_query(
+                        &st,
+                        black_box(
+                            "histogram_quantile(0.9, sum(rate(http_request_duration_seconds[5m])))",
+                        ),
+                        end - 3_600_000,
+                        end,
+                        60_000,
+                    )
+                    .expect("query")
+            })
+        },
+    );
     g.finish();
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
-use crate::eval::{Evaluator, Val};
-use crate::storage::{MatchOp, Matcher, SelectHints, Series, Storage};
+use crate::eval::{EvSeries, Evaluator, Pt, Val};
+use crate::storage::{MatchOp, Matcher, SelectHints, Storage};
 use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
 use crate::{Error, Result};
 
@@ -106,6 +106,7 @@ impl Engine {
                         labels: e.final_labels(),
                         timestamp_ms: time_ms,
                         value: e.value,
+                        histogram: e.h.map(|h| (*h).clone()),
                     });
                 }
                 check_unique(out.iter().map(|s| &s.labels))?;
@@ -118,6 +119,11 @@ impl Engine {
                     out.push(RangeSeries {
                         labels,
                         points: s.points,
+                        histograms: s
+                            .hists
+                            .into_iter()
+                            .map(|(t, h)| (t, (*h).clone()))
+                            .collect(),
                     });
                 }
                 check_unique(out.iter().map(|s| &s.labels))?;
@@ -162,7 +168,8 @@ impl Engine {
             }
         }
         let mut ev = self.prepare(storage, query, &expr, start_ms, end_ms, step_ms)?;
-        let mut series: HashMap<bongsu_model::Labels, Vec<(i64, f64)>> = HashMap::new();
+        type Points = (Vec<(i64, f64)>, Vec<(i64, crate::native::FloatHistogram)>);
+        let mut series: HashMap<bongsu_model::Labels, Points> = HashMap::new();
         let mut t = start_ms;
         while t <= end_ms {
             ev.check_deadline()?;
@@ -170,6 +177,7 @@ impl Engine {
                 Val::Scalar(v) => series
                     .entry(bongsu_model::Labels::empty())
                     .or_default()
+                    .0
                     .push((t, v)),
                 Val::Vector(v) => {
                     let mut seen = std::collections::HashSet::with_capacity(v.len());
@@ -180,7 +188,11 @@ impl Engine {
                                 "vector cannot contain metrics with the same labelset".into(),
                             ));
                         }
-                        series.entry(l).or_default().push((t, e.value));
+                        let entry = series.entry(l).or_default();
+                        match e.h {
+                            Some(h) => entry.1.push((t, (*h).clone())),
+                            None => entry.0.push((t, e.value)),
+                        }
                     }
                 }
                 _ => {
@@ -197,7 +209,11 @@ impl Engine {
         }
         let mut out: Vec<RangeSeries> = series
             .into_iter()
-            .map(|(labels, points)| RangeSeries { labels, points })
+            .map(|(labels, (points, histograms))| RangeSeries {
+                labels,
+                points,
+                histograms,
+            })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(ev.finish(Value::Matrix(out)))
@@ -231,17 +247,13 @@ impl Engine {
                 range_ms: need.range,
             };
             let groups = matcher_groups(&need.selector)?;
-            let mut all: Vec<Series> = Vec::new();
-            if groups.len() == 1 {
-                all = storage.select(&groups[0], &hints)?;
-            } else {
-                // `or` alternatives may select the same series more than once.
-                let mut seen = std::collections::HashSet::new();
-                for group in &groups {
-                    for s in storage.select(group, &hints)? {
-                        if seen.insert(s.labels.clone()) {
-                            all.push(s);
-                        }
+            let mut all: Vec<EvSeries> = Vec::new();
+            // `or` alternatives may select the same series more than once.
+            let mut seen = std::collections::HashSet::new();
+            for group in &groups {
+                for s in fetch(storage, group, &hints)? {
+                    if seen.insert(s.labels.clone()) {
+                        all.push(s);
                     }
                 }
             }
@@ -253,7 +265,7 @@ impl Engine {
                     limit: self.opts.max_series,
                 });
             }
-            samples += all.iter().map(|s| s.samples.len()).sum::<usize>();
+            samples += all.iter().map(|s| s.points.len()).sum::<usize>();
             if samples > self.opts.max_samples {
                 return Err(Error::TooManySamples {
                     loaded: samples,
@@ -274,6 +286,48 @@ impl Engine {
             self.opts.timeout,
         ))
     }
+}
+
+/// Selects floats and histograms for one matcher group and merges them per series.
+fn fetch(
+    storage: &dyn Storage,
+    matchers: &[Matcher],
+    hints: &SelectHints,
+) -> Result<Vec<EvSeries>> {
+    let floats = storage.select(matchers, hints)?;
+    let hists = storage.select_histograms(matchers, hints)?;
+    let mut by_labels: HashMap<bongsu_model::Labels, Vec<Pt>> = HashMap::new();
+    for s in floats {
+        by_labels
+            .entry(s.labels)
+            .or_default()
+            .extend(s.samples.into_iter().map(|x| Pt {
+                t: x.timestamp_ms,
+                v: x.value,
+                h: None,
+            }));
+    }
+    let had_hists = !hists.is_empty();
+    for s in hists {
+        by_labels
+            .entry(s.labels)
+            .or_default()
+            .extend(s.samples.into_iter().map(|x| Pt {
+                t: x.timestamp_ms,
+                v: 0.0,
+                h: Some(Arc::new(x.histogram)),
+            }));
+    }
+    Ok(by_labels
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(labels, mut points)| {
+            if had_hists {
+                points.sort_by_key(|p| p.t);
+            }
+            EvSeries { labels, points }
+        })
+        .collect())
 }
 
 fn check_unique<'a>(labels: impl Iterator<Item = &'a bongsu_model::Labels>) -> Result<()> {
@@ -422,6 +476,40 @@ fn collect_needs(
             collect_needs(&b.rhs, s, e, qs, qe, lookback, None, needs);
         }
         Expr::Paren(p) => collect_needs(&p.expr, s, e, qs, qe, lookback, func, needs),
+        Expr::Call(c) if c.func.name == "info" => {
+            // info() also reads the info series, as of the times its first argument's
+            // selectors are read.
+            let mut inner = HashMap::new();
+            for a in &c.args.args {
+                collect_needs(a, s, e, qs, qe, lookback, Some("info"), &mut inner);
+            }
+            let lo = inner.values().map(|n| n.lo).min();
+            let hi = inner.values().map(|n| n.hi).max();
+            for (k, n) in inner {
+                match needs.get_mut(&k) {
+                    Some(m) => {
+                        m.lo = m.lo.min(n.lo);
+                        m.hi = m.hi.max(n.hi);
+                        m.range = m.range.max(n.range);
+                    }
+                    None => {
+                        needs.insert(k, n);
+                    }
+                }
+            }
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                let vs = crate::functions::info_selector(c.args.args.get(1).map(|b| b.as_ref()));
+                let n = needs.entry(selector_key(&vs)).or_insert_with(|| Need {
+                    selector: vs.clone(),
+                    lo,
+                    hi,
+                    range: 0,
+                    func: Some("info".into()),
+                });
+                n.lo = n.lo.min(lo.saturating_sub(lookback));
+                n.hi = n.hi.max(hi);
+            }
+        }
         Expr::Call(c) => {
             for a in &c.args.args {
                 collect_needs(a, s, e, qs, qe, lookback, Some(c.func.name), needs);
@@ -434,7 +522,7 @@ fn collect_needs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryStorage;
+    use crate::storage::{MemoryStorage, Series};
     use bongsu_model::{Labels, Sample};
 
     fn storage() -> MemoryStorage {
@@ -591,6 +679,96 @@ mod tests {
     }
 
     #[test]
+    fn native_histograms_evaluate_and_render() {
+        use crate::native::parse_histogram_literal;
+        use crate::storage::HistogramSample;
+        let st = MemoryStorage::new();
+        let l = Labels::from_pairs([("__name__", "lat_seconds"), ("job", "a")]).unwrap();
+        st.add_histograms(
+            l,
+            (0..=10).map(|i| HistogramSample {
+                timestamp_ms: i * 60_000,
+                histogram: parse_histogram_literal(&format!(
+                    "{{{{schema:0 count:{c} sum:{c} buckets:[{c}]}}}}",
+                    c = 4 * i
+                ))
+                .unwrap(),
+            }),
+        );
+        let e = Engine::default();
+        let r = e
+            .instant_query(&st, "histogram_count(rate(lat_seconds[5m]))", 600_000)
+            .unwrap();
+        let got = vector(&r);
+        assert_eq!(got.len(), 1);
+        assert!((got[0].1 - 4.0 / 60.0).abs() < 1e-12, "{got:?}");
+        let r = e
+            .instant_query(&st, "sum(lat_seconds) * 2", 600_000)
+            .unwrap();
+        let Value::Vector(v) = &r.value else {
+            panic!("expected a vector")
+        };
+        let h = v[0].histogram.as_ref().expect("a histogram sample");
+        assert_eq!((h.count, h.sum), (80.0, 80.0));
+        assert_eq!(
+            crate::json::to_prometheus_json(&r.value),
+            r#"{"resultType":"vector","result":[{"metric":{},"histogram":[600,{"count":"80","sum":"80","buckets":[[0,"0.5","1","80"]]}]}]}"#
+        );
+        let r = e.instant_query(&st, "lat_seconds + 1", 600_000).unwrap();
+        assert_eq!(vector(&r), Vec::<(String, f64)>::new());
+        assert_eq!(
+            r.infos,
+            ["PromQL info: incompatible sample types encountered for binary operator \"+\": histogram + float (1:1)"]
+        );
+        let r = e
+            .range_query(&st, "lat_seconds", 540_000, 600_000, 60_000)
+            .unwrap();
+        let Value::Matrix(m) = &r.value else {
+            panic!("expected a matrix")
+        };
+        assert_eq!(m[0].histograms.len(), 2);
+        assert!(m[0].points.is_empty());
+    }
+
+    #[test]
+    fn info_adds_data_labels_of_the_matching_info_series() {
+        let st = MemoryStorage::new();
+        let add = |pairs: &[(&str, &str)], v: f64| {
+            st.add(
+                Labels::from_pairs(pairs.iter().copied()).unwrap(),
+                (0..5).map(|i| Sample::new(i * 60_000, v)),
+            )
+        };
+        add(&[("__name__", "up"), ("instance", "a"), ("job", "j")], 1.0);
+        add(&[("__name__", "up"), ("instance", "b"), ("job", "j")], 0.0);
+        add(
+            &[
+                ("__name__", "target_info"),
+                ("instance", "a"),
+                ("job", "j"),
+                ("region", "eu"),
+            ],
+            1.0,
+        );
+        let e = Engine::default();
+        let mut got = vector(&e.instant_query(&st, "info(up)", 240_000).unwrap());
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                (r#"up{instance="a", job="j", region="eu"}"#.to_owned(), 1.0),
+                (r#"up{instance="b", job="j"}"#.to_owned(), 0.0),
+            ]
+        );
+        // A data matcher that refuses the empty value drops unmatched series.
+        let got = vector(
+            &e.instant_query(&st, r#"info(up, {region=~".+"})"#, 240_000)
+                .unwrap(),
+        );
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
     fn hints_reach_the_storage() {
         struct Spy(std::sync::Mutex<Vec<SelectHints>>);
         impl Storage for Spy {
@@ -655,12 +833,42 @@ mod robustness {
                 );
             }
         }
+        // Native histograms, exponential and custom, with a reset and a gauge.
+        for (inst, lit) in [
+            (
+                "x",
+                "{{schema:1 count:6 sum:3 z_bucket:1 z_bucket_w:0.01 buckets:[1 2] n_buckets:[2]}}",
+            ),
+            (
+                "y",
+                "{{schema:-53 count:3 sum:9 custom_values:[1 5] buckets:[1 1 1]}}",
+            ),
+            (
+                "z",
+                "{{schema:0 count:2 sum:1 counter_reset_hint:gauge buckets:[0 2]}}",
+            ),
+        ] {
+            let base = crate::native::parse_histogram_literal(lit).unwrap();
+            let l = Labels::from_pairs([("__name__", "nh"), ("inst", inst)]).unwrap();
+            st.add_histograms(
+                l,
+                (0..40).filter(|i| i % 13 != 5).map(|i| {
+                    let mut h = base.clone();
+                    h.mul(((i * 5) % 17) as f64);
+                    crate::storage::HistogramSample {
+                        timestamp_ms: i * 15_000,
+                        histogram: h,
+                    }
+                }),
+            );
+        }
         st
     }
 
     fn leaf() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("a_total".to_owned()),
+            Just("nh".to_owned()),
             Just("b{inst=\"x\"}".to_owned()),
             Just("{__name__=~\".+\"}".to_owned()),
             Just("h_bucket".to_owned()),
@@ -692,6 +900,11 @@ mod robustness {
                 "label_replace",
                 "label_join",
                 "histogram_quantile",
+                "histogram_count",
+                "histogram_fraction",
+                "histogram_stddev",
+                "sum_over_time",
+                "increase",
                 "clamp",
                 "round",
                 "predict_linear",

@@ -11,7 +11,7 @@ use promql_parser::parser::{
 };
 
 use crate::engine::{offset_ms, selector_key, system_time_ms};
-use crate::storage::Series;
+use crate::native::FloatHistogram;
 use crate::value::{QueryResult, Value};
 use crate::{Error, Result};
 
@@ -24,6 +24,8 @@ pub(crate) struct Elem {
     pub(crate) ts: i64,
     /// The metric name is to be dropped when the result is returned.
     pub(crate) drop_name: bool,
+    /// A native histogram sample (then `value` is 0).
+    pub(crate) h: Option<Arc<FloatHistogram>>,
 }
 
 /// Drops the metric name and the metric-schema labels that travel with it.
@@ -49,6 +51,8 @@ pub(crate) struct MSeries {
     pub(crate) labels: Labels,
     pub(crate) points: Vec<(i64, f64)>,
     pub(crate) drop_name: bool,
+    /// Native histogram points, in timestamp order.
+    pub(crate) hists: Vec<(i64, Arc<FloatHistogram>)>,
 }
 
 impl MSeries {
@@ -61,6 +65,27 @@ impl MSeries {
     }
 }
 
+/// One stored point: a float (possibly a staleness marker) or a native histogram.
+#[derive(Debug, Clone)]
+pub(crate) struct Pt {
+    pub(crate) t: i64,
+    pub(crate) v: f64,
+    pub(crate) h: Option<Arc<FloatHistogram>>,
+}
+
+impl Pt {
+    pub(crate) fn is_stale(&self) -> bool {
+        self.h.is_none() && bongsu_model::is_stale_nan(self.v)
+    }
+}
+
+/// A selected series with its float and histogram points merged in time order.
+#[derive(Debug, Clone)]
+pub(crate) struct EvSeries {
+    pub(crate) labels: Labels,
+    pub(crate) points: Vec<Pt>,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Val {
     Scalar(f64),
@@ -71,15 +96,21 @@ pub(crate) enum Val {
 
 pub(crate) struct Evaluator<'a> {
     pub(crate) query: &'a str,
-    data: HashMap<String, Arc<Vec<Series>>>,
+    data: HashMap<String, Arc<Vec<EvSeries>>>,
     pub(crate) start: i64,
     pub(crate) end: i64,
     pub(crate) step: i64,
-    lookback: i64,
+    pub(crate) lookback: i64,
     sub_step: i64,
     deadline: Instant,
     timeout: Duration,
     warnings: BTreeSet<String>,
+    /// Inside histogram_count/sum/avg: selectors read counter reset hints the way
+    /// Prometheus's histogram statistics decoding sets them (reset or not, per sample).
+    stats_mode: bool,
+    stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
+    /// `pos_of` results by expression address (the AST outlives the evaluation).
+    pos_cache: std::cell::RefCell<HashMap<usize, String>>,
     infos: BTreeSet<String>,
 }
 
@@ -220,7 +251,7 @@ impl<'a> Evaluator<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         query: &'a str,
-        data: HashMap<String, Arc<Vec<Series>>>,
+        data: HashMap<String, Arc<Vec<EvSeries>>>,
         start: i64,
         end: i64,
         step: i64,
@@ -240,6 +271,9 @@ impl<'a> Evaluator<'a> {
             deadline,
             timeout,
             warnings: BTreeSet::new(),
+            stats_mode: false,
+            stats_data: HashMap::new(),
+            pos_cache: std::cell::RefCell::new(HashMap::new()),
             infos: BTreeSet::new(),
         }
     }
@@ -261,11 +295,22 @@ impl<'a> Evaluator<'a> {
 
     /// `(line:col)` of `e` in the query text, found by its printed form.
     pub(crate) fn pos_of(&self, e: &Expr) -> String {
-        let printed = e.to_string();
-        if let Some(i) = self.query.find(&printed) {
-            return self.pos_at(i);
+        let key = e as *const Expr as usize;
+        if let Some(p) = self.pos_cache.borrow().get(&key) {
+            return p.clone();
         }
-        String::new()
+        let pos = self.pos_of_uncached(e);
+        self.pos_cache.borrow_mut().insert(key, pos.clone());
+        pos
+    }
+
+    /// `pos_of` for an expression that is not part of the parsed query (a temporary).
+    fn pos_of_uncached(&self, e: &Expr) -> String {
+        let printed = e.to_string();
+        match self.query.find(&printed) {
+            Some(i) => self.pos_at(i),
+            None => String::new(),
+        }
     }
 
     pub(crate) fn pos_at(&self, byte: usize) -> String {
@@ -308,11 +353,52 @@ impl<'a> Evaluator<'a> {
         base.saturating_sub(offset_ms(off))
     }
 
-    fn series_for(&self, vs: &promql_parser::parser::VectorSelector) -> Arc<Vec<Series>> {
-        self.data
-            .get(&selector_key(vs))
-            .cloned()
-            .unwrap_or_default()
+    pub(crate) fn series_for(
+        &mut self,
+        vs: &promql_parser::parser::VectorSelector,
+    ) -> Arc<Vec<EvSeries>> {
+        let key = selector_key(vs);
+        let plain = self.data.get(&key).cloned().unwrap_or_default();
+        if !self.stats_mode {
+            return plain;
+        }
+        if let Some(d) = self.stats_data.get(&key) {
+            return d.clone();
+        }
+        let rehinted: Vec<EvSeries> = plain
+            .iter()
+            .map(|s| {
+                let mut points = s.points.clone();
+                let mut prev: Option<Arc<FloatHistogram>> = None;
+                for p in &mut points {
+                    let Some(h) = &p.h else {
+                        prev = None;
+                        continue;
+                    };
+                    let cur = h.clone();
+                    if let Some(pr) = &prev {
+                        use crate::native::CounterResetHint as H;
+                        if !matches!(h.counter_reset_hint, H::Gauge | H::CounterReset) {
+                            let mut c = (**h).clone();
+                            c.counter_reset_hint = if h.detect_reset_ignoring_hint(pr) {
+                                H::CounterReset
+                            } else {
+                                H::NotCounterReset
+                            };
+                            p.h = Some(Arc::new(c));
+                        }
+                    }
+                    prev = Some(cur);
+                }
+                EvSeries {
+                    labels: s.labels.clone(),
+                    points,
+                }
+            })
+            .collect();
+        let d = Arc::new(rehinted);
+        self.stats_data.insert(key, d.clone());
+        d
     }
 
     pub(crate) fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
@@ -326,6 +412,9 @@ impl<'a> Evaluator<'a> {
                     for e in &mut v {
                         e.value = -e.value;
                         e.drop_name = true;
+                        if let Some(h) = &mut e.h {
+                            Arc::make_mut(h).mul(-1.0);
+                        }
                     }
                     Ok(Val::Vector(v))
                 }
@@ -339,19 +428,20 @@ impl<'a> Evaluator<'a> {
                 let data = self.series_for(vs);
                 let mut out = Vec::new();
                 for s in data.iter() {
-                    let idx = s.samples.partition_point(|x| x.timestamp_ms <= rt);
+                    let idx = s.points.partition_point(|x| x.t <= rt);
                     if idx == 0 {
                         continue;
                     }
-                    let smp = s.samples[idx - 1];
-                    if smp.timestamp_ms <= rt.saturating_sub(self.lookback) || smp.is_stale() {
+                    let p = &s.points[idx - 1];
+                    if p.t <= rt.saturating_sub(self.lookback) || p.is_stale() {
                         continue;
                     }
                     out.push(Elem {
                         labels: s.labels.clone(),
-                        value: smp.value,
-                        ts: smp.timestamp_ms,
+                        value: if p.h.is_some() { 0.0 } else { p.v },
+                        ts: p.t,
                         drop_name: false,
+                        h: p.h.clone(),
                     });
                 }
                 Ok(Val::Vector(out))
@@ -363,26 +453,43 @@ impl<'a> Evaluator<'a> {
                 let data = self.series_for(&ms.vs);
                 let mut out = Vec::new();
                 for s in data.iter() {
-                    let a = s.samples.partition_point(|x| x.timestamp_ms <= lo);
-                    let b = s.samples.partition_point(|x| x.timestamp_ms <= rt);
-                    let points: Vec<(i64, f64)> = s.samples[a..b]
-                        .iter()
-                        .filter(|x| !x.is_stale())
-                        .map(|x| (x.timestamp_ms, x.value))
-                        .collect();
-                    if points.is_empty() {
+                    let a = s.points.partition_point(|x| x.t <= lo);
+                    let b = s.points.partition_point(|x| x.t <= rt);
+                    let mut points = Vec::new();
+                    let mut hists = Vec::new();
+                    for p in &s.points[a..b] {
+                        match &p.h {
+                            Some(h) => hists.push((p.t, h.clone())),
+                            None if p.is_stale() => {}
+                            None => points.push((p.t, p.v)),
+                        }
+                    }
+                    if points.is_empty() && hists.is_empty() {
                         continue;
                     }
                     out.push(MSeries {
                         labels: s.labels.clone(),
                         points,
                         drop_name: false,
+                        hists,
                     });
                 }
                 Ok(Val::Matrix(out))
             }
             Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?)),
-            Expr::Call(c) => crate::functions::call(self, c, t),
+            Expr::Call(c) => {
+                let saved = self.stats_mode;
+                match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => self.stats_mode = true,
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                        self.stats_mode = false
+                    }
+                    _ => {}
+                }
+                let r = crate::functions::call(self, c, t);
+                self.stats_mode = saved;
+                r
+            }
             Expr::Aggregate(a) => self.aggregate(a, t),
             Expr::Binary(b) => self.binary(b, t),
             Expr::Extension(_) => Err(Error::Eval(
@@ -418,6 +525,7 @@ impl<'a> Evaluator<'a> {
                                 labels: l,
                                 points: Vec::new(),
                                 drop_name: false,
+                                hists: Vec::new(),
                             }
                         })
                         .points
@@ -431,10 +539,29 @@ impl<'a> Evaluator<'a> {
                                 labels: e.labels.clone(),
                                 points: Vec::new(),
                                 drop_name: false,
+                                hists: Vec::new(),
                             }
                         });
                         entry.drop_name |= e.drop_name;
-                        entry.points.push((ts, e.value));
+                        match e.h {
+                            Some(h) => {
+                                // A subquery may skip or repeat samples: its points say
+                                // nothing about resets between them.
+                                use crate::native::CounterResetHint as H;
+                                let h = if matches!(
+                                    h.counter_reset_hint,
+                                    H::CounterReset | H::NotCounterReset
+                                ) {
+                                    let mut c = (*h).clone();
+                                    c.counter_reset_hint = H::Unknown;
+                                    Arc::new(c)
+                                } else {
+                                    h
+                                };
+                                entry.hists.push((ts, h))
+                            }
+                            None => entry.points.push((ts, e.value)),
+                        }
                     }
                 }
                 _ => {
@@ -488,8 +615,8 @@ impl<'a> Evaluator<'a> {
                     Ok(Val::Scalar(v))
                 }
             }
-            (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool),
-            (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool),
+            (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool, b),
+            (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool, b),
             (Val::Vector(l), Val::Vector(r)) => match op {
                 "and" | "or" | "unless" => Ok(Val::Vector(set_op(op, b, l, r))),
                 _ => self.vector_vector(op, b, l, r, return_bool),
@@ -500,6 +627,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn vector_scalar(
         &mut self,
         op: &str,
@@ -507,17 +635,26 @@ impl<'a> Evaluator<'a> {
         s: f64,
         swap: bool,
         return_bool: bool,
+        b: &BinaryExpr,
     ) -> Result<Val> {
         let cmp = is_comparison(op);
         let mut out = Vec::with_capacity(v.len());
         for mut e in v {
-            let (l, r) = if swap { (s, e.value) } else { (e.value, s) };
-            let (mut val, keep) = scalar_op(op, l, r)?;
+            let (l, r) = if swap {
+                ((s, None), (e.value, e.h.as_ref()))
+            } else {
+                ((e.value, e.h.as_ref()), (s, None))
+            };
+            let Some((mut val, mut hist, keep)) = self.elem_op(op, l, r, b)? else {
+                continue;
+            };
             if cmp && swap {
                 val = e.value;
+                hist = e.h.clone();
             }
             if return_bool {
                 val = if keep { 1.0 } else { 0.0 };
+                hist = None;
             } else if !keep {
                 continue;
             }
@@ -525,10 +662,104 @@ impl<'a> Evaluator<'a> {
                 e.drop_name = true;
             }
             e.value = val;
+            e.h = hist;
             e.ts = 0;
             out.push(e);
         }
         Ok(Val::Vector(out))
+    }
+
+    /// Applies a binary operator to two vector elements (float or histogram each):
+    /// `Some((value, histogram, keep))`, or `None` when the combination has no result
+    /// (an annotation says why).
+    #[allow(clippy::type_complexity)]
+    fn elem_op(
+        &mut self,
+        op: &str,
+        l: (f64, Option<&Arc<FloatHistogram>>),
+        r: (f64, Option<&Arc<FloatHistogram>>),
+        b: &BinaryExpr,
+    ) -> Result<Option<(f64, Option<Arc<FloatHistogram>>, bool)>> {
+        let incompatible = |ev: &mut Self, lt: &str, rt: &str| {
+            let pos = ev.pos_of_binary(b);
+            ev.info(format!(
+                "incompatible sample types encountered for binary operator {op:?}: {lt} {op} {rt}{pos}"
+            ));
+            Ok(None)
+        };
+        match (l.1, r.1) {
+            (None, None) => {
+                let (v, keep) = scalar_op(op, l.0, r.0)?;
+                Ok(Some((v, None, keep)))
+            }
+            (None, Some(h)) => match op {
+                "*" => {
+                    let mut h = (**h).clone();
+                    h.mul(l.0).compact();
+                    Ok(Some((0.0, Some(Arc::new(h)), true)))
+                }
+                _ => incompatible(self, "float", "histogram"),
+            },
+            (Some(h), None) => match op {
+                "*" | "/" => {
+                    let mut h = (**h).clone();
+                    if op == "*" {
+                        h.mul(r.0);
+                    } else {
+                        h.div(r.0);
+                    }
+                    h.compact();
+                    Ok(Some((0.0, Some(Arc::new(h)), true)))
+                }
+                _ => incompatible(self, "histogram", "float"),
+            },
+            (Some(hl), Some(hr)) => match op {
+                "+" | "-" => {
+                    let mut h = (**hl).clone();
+                    let res = if op == "+" { h.add(hr) } else { h.sub(hr) };
+                    let what = if op == "+" { "addition" } else { "subtraction" };
+                    match res {
+                        Ok(c) => {
+                            let pos = self.pos_of_binary(b);
+                            if c.counter_reset_collision {
+                                self.warn(format!(
+                                    "conflicting counter resets during histogram {what}{pos}"
+                                ));
+                            }
+                            if c.custom_bounds_reconciled {
+                                self.info(format!(
+                                    "mismatched custom buckets were reconciled during {what}{pos}"
+                                ));
+                            }
+                            if op == "-" {
+                                h.counter_reset_hint = crate::native::CounterResetHint::Gauge;
+                            }
+                            h.compact();
+                            Ok(Some((0.0, Some(Arc::new(h)), true)))
+                        }
+                        Err(_) => {
+                            let pos = self.pos_of_binary(b);
+                            self.warn(format!(
+                                "incompatible bucket layout encountered for binary operator {op}{pos}"
+                            ));
+                            Ok(None)
+                        }
+                    }
+                }
+                "==" => Ok(Some((0.0, Some(hl.clone()), hl.equals(hr)))),
+                "!=" => Ok(Some((0.0, Some(hl.clone()), !hl.equals(hr)))),
+                _ => incompatible(self, "histogram", "histogram"),
+            },
+        }
+    }
+
+    /// Position of a binary expression: where its left operand starts.
+    pub(crate) fn pos_of_binary(&self, b: &BinaryExpr) -> String {
+        let whole = self.pos_of_uncached(&Expr::Binary(b.clone()));
+        if !whole.is_empty() {
+            return whole;
+        }
+        self.pos_of(&b.lhs)
     }
 
     fn vector_vector(
@@ -585,6 +816,7 @@ impl<'a> Evaluator<'a> {
             value: fill_one.unwrap_or(f64::NAN),
             ts: 0,
             drop_name: false,
+            h: None,
         };
         for e in &many {
             let sig = signature(&e.labels, on, &names);
@@ -597,18 +829,21 @@ impl<'a> Evaluator<'a> {
                 None => continue,
             };
             let (fl, fr) = if one_to_many {
-                (r.value, e.value)
+                ((r.value, r.h.as_ref()), (e.value, e.h.as_ref()))
             } else {
-                (e.value, r.value)
+                ((e.value, e.h.as_ref()), (r.value, r.h.as_ref()))
             };
             if !one_to_many && !many_to_one && matched.insert(sig.clone(), ()).is_some() {
                 return Err(Error::Eval(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                 ));
             }
-            let (mut val, keep) = scalar_op(op, fl, fr)?;
+            let Some((mut val, mut hist, keep)) = self.elem_op(op, fl, fr, b)? else {
+                continue;
+            };
             if return_bool {
                 val = if keep { 1.0 } else { 0.0 };
+                hist = None;
             } else if !keep {
                 continue;
             }
@@ -661,6 +896,7 @@ impl<'a> Evaluator<'a> {
                 value: val,
                 ts: 0,
                 drop_name,
+                h: hist,
             });
         }
         if let Some(fm) = fill_many {
@@ -669,13 +905,16 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 let (fl, fr) = if one_to_many {
-                    (r.value, fm)
+                    ((r.value, r.h.as_ref()), (fm, None))
                 } else {
-                    (fm, r.value)
+                    ((fm, None), (r.value, r.h.as_ref()))
                 };
-                let (mut val, keep) = scalar_op(op, fl, fr)?;
+                let Some((mut val, mut hist, keep)) = self.elem_op(op, fl, fr, b)? else {
+                    continue;
+                };
                 if return_bool {
                     val = if keep { 1.0 } else { 0.0 };
+                    hist = None;
                 } else if !keep {
                     continue;
                 }
@@ -684,6 +923,7 @@ impl<'a> Evaluator<'a> {
                     value: val,
                     ts: 0,
                     drop_name: false,
+                    h: hist,
                 });
             }
         }
@@ -727,6 +967,13 @@ impl<'a> Evaluator<'a> {
                 if !valid_label_name(s) {
                     return Err(Error::Eval(format!("invalid label name {s:?}")));
                 }
+                // The parser decodes `\xNN` escapes to characters; as bytes (what
+                // PromQL means) they may not be valid UTF-8, which no label name may be.
+                if let Some(raw) = raw_string_arg(self.query, "count_values") {
+                    if std::str::from_utf8(&go_unescape(&raw)).is_err() {
+                        return Err(Error::Eval(format!("invalid label name \"{raw}\"")));
+                    }
+                }
                 Some(s.clone())
             }
             ("count_values", _) => {
@@ -765,10 +1012,28 @@ impl<'a> Evaluator<'a> {
             }
             _ => {}
         }
+        // Aggregations that read float values ignore histograms (with an info).
+        let ignores_hists = matches!(
+            op,
+            "min" | "max" | "stddev" | "stdvar" | "quantile" | "topk" | "bottomk"
+        );
+        let mut input = input;
+        if ignores_hists && input.iter().any(|e| e.h.is_some()) {
+            input.retain(|e| e.h.is_none());
+            let pos = if matches!(op, "topk" | "bottomk") {
+                self.pos_of_keyword(op)
+            } else {
+                self.pos_of(&a.expr)
+            };
+            self.info(format!("ignored histogram in {op} aggregation{pos}"));
+        }
         for e in input {
             let mut g = group_labels(&e.labels);
             if let Some(lbl) = &count_values_label {
-                g.set(lbl, &crate::json::format_float(e.value));
+                match &e.h {
+                    Some(h) => g.set(lbl, &crate::native::go_string(h)),
+                    None => g.set(lbl, &crate::json::format_float(e.value)),
+                }
             }
             groups
                 .entry(g.clone())
@@ -843,6 +1108,25 @@ impl<'a> Evaluator<'a> {
                     };
                     let drop_name =
                         g.get(METRIC_NAME).is_some() && members.iter().any(|m| m.drop_name);
+                    if matches!(op, "sum" | "avg") && members.iter().any(|m| m.h.is_some()) {
+                        if members.iter().any(|m| m.h.is_none()) {
+                            let pos = self.pos_of(&a.expr);
+                            self.warn(format!(
+                                "encountered a mix of histograms and floats for aggregation{pos}"
+                            ));
+                            continue;
+                        }
+                        if let Some(h) = self.sum_histograms(&members, &a.expr, op == "avg") {
+                            out.push(Elem {
+                                labels: g,
+                                value: 0.0,
+                                ts: 0,
+                                drop_name,
+                                h: Some(Arc::new(h)),
+                            });
+                        }
+                        continue;
+                    }
                     let vals = members.iter().map(|m| m.value);
                     let v = match op {
                         "sum" => {
@@ -909,11 +1193,241 @@ impl<'a> Evaluator<'a> {
                         value: v,
                         ts: 0,
                         drop_name,
+                        h: None,
                     });
                 }
             }
         }
         Ok(Val::Vector(out))
+    }
+}
+
+impl Evaluator<'_> {
+    /// Sum (or mean) of histogram elements, with Prometheus's annotations; `None` when
+    /// the histograms cannot be combined.
+    pub(crate) fn sum_histograms(
+        &mut self,
+        members: &[Elem],
+        pos_expr: &Expr,
+        mean: bool,
+    ) -> Option<FloatHistogram> {
+        let hs: Vec<&FloatHistogram> = members.iter().filter_map(|m| m.h.as_deref()).collect();
+        let name = members
+            .first()
+            .and_then(|m| m.labels.get(METRIC_NAME))
+            .unwrap_or("")
+            .to_owned();
+        self.sum_hist_refs(&hs, pos_expr, mean, &name)
+    }
+
+    pub(crate) fn sum_hist_refs(
+        &mut self,
+        hs: &[&FloatHistogram],
+        pos_expr: &Expr,
+        mean: bool,
+        name: &str,
+    ) -> Option<FloatHistogram> {
+        let (first, rest) = hs.split_first()?;
+        let mut acc = (*first).clone();
+        let mut collision = false;
+        let mut reconciled = false;
+        for h in rest {
+            match acc.add(h) {
+                Ok(c) => {
+                    collision |= c.counter_reset_collision;
+                    reconciled |= c.custom_bounds_reconciled;
+                }
+                Err(_) => {
+                    let pos = self.pos_of(pos_expr);
+                    self.warn(format!(
+                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}{pos}"
+                    ));
+                    return None;
+                }
+            }
+        }
+        // Prometheus reports a conflict when the inputs hold both a declared reset
+        // and a declared non-reset, whatever else they hold.
+        use crate::native::CounterResetHint as H;
+        collision |= hs.iter().any(|h| h.counter_reset_hint == H::CounterReset)
+            && hs
+                .iter()
+                .any(|h| h.counter_reset_hint == H::NotCounterReset);
+        if collision {
+            let pos = self.pos_of(pos_expr);
+            self.warn(format!(
+                "conflicting counter resets during histogram aggregation{pos}"
+            ));
+        }
+        if reconciled {
+            let pos = self.pos_of(pos_expr);
+            self.info(format!(
+                "mismatched custom buckets were reconciled during aggregation{pos}"
+            ));
+        }
+        if !rest.is_empty() {
+            exact_fields(&mut acc, hs, mean);
+        }
+        acc.compact();
+        Some(acc)
+    }
+
+    /// Position of the first `word` in the query not inside a longer identifier.
+    pub(crate) fn pos_of_keyword(&self, word: &str) -> String {
+        let mut from = 0;
+        while let Some(i) = self.query[from..].find(word) {
+            let at = from + i;
+            let prev = self.query[..at].chars().next_back();
+            let next = self.query[at + word.len()..].chars().next();
+            let ident = |c: char| c.is_alphanumeric() || c == '_';
+            if !prev.is_some_and(ident) && !next.is_some_and(ident) {
+                return self.pos_at(at);
+            }
+            from = at + word.len();
+        }
+        String::new()
+    }
+}
+
+/// The text between the quotes of the first string argument of `func` in `query`.
+fn raw_string_arg(query: &str, func: &str) -> Option<String> {
+    let at = query.find(func)? + func.len();
+    let rest = &query[at..];
+    let open = rest.find(['"', '\''])?;
+    let quote = rest[open..].chars().next()?;
+    let body = &rest[open + 1..];
+    let mut end = None;
+    let mut esc = false;
+    for (i, c) in body.char_indices() {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == quote {
+            end = Some(i);
+            break;
+        }
+    }
+    Some(body[..end?].to_owned())
+}
+
+/// Decodes Go string escapes (`\xNN`, octal, `\u`, `\n`, ...) into bytes.
+fn go_unescape(raw: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        let hex = |s: &[u8]| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| u32::from_str_radix(t, 16).ok())
+        };
+        match c {
+            b'x' if i + 4 <= b.len() => match hex(&b[i + 2..i + 4]) {
+                Some(v) => {
+                    out.push(v as u8);
+                    i += 4;
+                }
+                None => {
+                    out.push(c);
+                    i += 2;
+                }
+            },
+            b'0'..=b'7' if i + 4 <= b.len() => {
+                let v = std::str::from_utf8(&b[i + 1..i + 4])
+                    .ok()
+                    .and_then(|t| u32::from_str_radix(t, 8).ok())
+                    .unwrap_or(0);
+                out.push(v as u8);
+                i += 4;
+            }
+            b'u' | b'U' => {
+                let n = if c == b'u' { 4 } else { 8 };
+                let ch = b
+                    .get(i + 2..i + 2 + n)
+                    .and_then(hex)
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                i += 2 + n;
+            }
+            _ => {
+                out.push(match c {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'a' => 7,
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'v' => 11,
+                    other => other,
+                });
+                i += 2;
+            }
+        }
+    }
+    out
+}
+
+/// Recomputes every count and the sum of `acc` (the plain sum of `hs`, which fixed the
+/// common layout) field by field on that layout: compensated sums, or for `mean` the
+/// overflow-safe mean, as Prometheus aggregates floats.
+fn exact_fields(acc: &mut FloatHistogram, hs: &[&FloatHistogram], mean_of: bool) {
+    let norm: Vec<std::borrow::Cow<'_, FloatHistogram>> = hs
+        .iter()
+        .map(|h| {
+            // Already on the common layout: use as is.
+            if h.schema == acc.schema
+                && h.zero_threshold == acc.zero_threshold
+                && h.custom_values == acc.custom_values
+            {
+                return std::borrow::Cow::Borrowed(*h);
+            }
+            let mut x = FloatHistogram {
+                schema: acc.schema,
+                zero_threshold: acc.zero_threshold,
+                custom_values: acc.custom_values.clone(),
+                ..FloatHistogram::default()
+            };
+            let _ = x.add(h);
+            std::borrow::Cow::Owned(x)
+        })
+        .collect();
+    let agg = |vals: &mut dyn Iterator<Item = f64>| -> f64 {
+        if mean_of {
+            mean(vals)
+        } else {
+            let (mut s, mut c) = (0.0, 0.0);
+            for v in vals {
+                (s, c) = kahan_inc(v, s, c);
+            }
+            if s.is_infinite() {
+                s
+            } else {
+                s + c
+            }
+        }
+    };
+    acc.count = agg(&mut norm.iter().map(|x| x.count));
+    acc.sum = agg(&mut norm.iter().map(|x| x.sum));
+    acc.zero_count = agg(&mut norm.iter().map(|x| x.zero_count));
+    let lookup = |v: &[(i32, f64)], i: i32| -> f64 {
+        v.binary_search_by_key(&i, |b| b.0)
+            .map(|k| v[k].1)
+            .unwrap_or(0.0)
+    };
+    for b in acc.positive.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.positive, b.0)));
+    }
+    for b in acc.negative.iter_mut() {
+        b.1 = agg(&mut norm.iter().map(|x| lookup(&x.negative, b.0)));
     }
 }
 

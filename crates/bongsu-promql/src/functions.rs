@@ -1,13 +1,17 @@
 //! PromQL functions over float samples.
 
 use bongsu_model::{Labels, METRIC_NAME};
-use promql_parser::parser::{Call, Expr};
+use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher, Matchers};
+use promql_parser::parser::{Call, Expr, VectorSelector};
 use regex::Regex;
+
+use std::sync::Arc;
 
 use crate::eval::{
     go_max, go_min, kahan_inc, mean, quantile, unparen, valid_label_name, Elem, Evaluator, MSeries,
     Val,
 };
+use crate::native::{CounterResetHint, FloatHistogram};
 use crate::{Error, Result};
 
 fn arg(c: &Call, i: usize) -> Result<&Expr> {
@@ -45,6 +49,7 @@ fn map_vector(ev: &mut Evaluator<'_>, c: &Call, t: i64, f: impl Fn(f64) -> f64) 
     let v = ev.eval_vector(arg(c, 0)?, t)?;
     Ok(Val::Vector(
         v.into_iter()
+            .filter(|e| e.h.is_none())
             .map(|mut e| {
                 e.value = f(e.value);
                 e.drop_name = true;
@@ -62,19 +67,68 @@ fn over_time(
     keep_name: bool,
     f: impl Fn(&[(i64, f64)]) -> Option<f64>,
 ) -> Result<Val> {
-    let (m, _, _) = range_arg(ev, arg(c, idx)?, t)?;
+    let a = arg(c, idx)?;
+    let (m, _, _) = range_arg(ev, a, t)?;
     let mut out = Vec::new();
     for s in m {
+        if s.points.is_empty() {
+            continue;
+        }
+        if !s.hists.is_empty() {
+            let name = s.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+            let pos = ev.pos_of(a);
+            ev.info(format!(
+                "ignored histograms in a range containing both floats and histograms for metric name {name:?}{pos}"
+            ));
+        }
         if let Some(v) = f(&s.points) {
             out.push(Elem {
                 labels: s.labels,
                 value: v,
                 ts: t,
                 drop_name: s.drop_name || !keep_name,
+                h: None,
             });
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// Like `over_time` for functions reading float and histogram samples alike.
+fn over_time_any(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    t: i64,
+    keep_name: bool,
+    mut f: impl FnMut(&mut Evaluator<'_>, &MSeries, &Expr) -> Option<(f64, Option<Arc<FloatHistogram>>)>,
+) -> Result<Val> {
+    let a = arg(c, 0)?;
+    let (m, _, _) = range_arg(ev, a, t)?;
+    let mut out = Vec::new();
+    for s in m {
+        if let Some((v, h)) = f(ev, &s, a) {
+            out.push(Elem {
+                labels: s.labels,
+                value: v,
+                ts: t,
+                drop_name: s.drop_name || !keep_name,
+                h,
+            });
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Float and histogram points of a series merged in time order.
+fn merged(s: &MSeries) -> Vec<(i64, f64, Option<&Arc<FloatHistogram>>)> {
+    let mut v: Vec<(i64, f64, Option<&Arc<FloatHistogram>>)> = s
+        .points
+        .iter()
+        .map(|p| (p.0, p.1, None))
+        .chain(s.hists.iter().map(|(t, h)| (*t, 0.0, Some(h))))
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
 }
 
 fn extrapolated_rate(
@@ -89,6 +143,45 @@ fn extrapolated_rate(
     let start = end.saturating_sub(range);
     let mut out = Vec::new();
     for s in m {
+        if !s.hists.is_empty() {
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+            if !s.points.is_empty() {
+                let pos = ev.pos_of(a0);
+                ev.warn(format!(
+                    "encountered a mix of histograms and floats for metric name {metric:?}{pos}"
+                ));
+                continue;
+            }
+            if s.hists.len() < 2 {
+                continue;
+            }
+            let Some(mut h) = histogram_rate(ev, &s.hists, is_counter, &metric, a0) else {
+                continue;
+            };
+            let first_t = s.hists[0].0;
+            let last_t = s.hists[s.hists.len() - 1].0;
+            let first_count = s.hists[0].1.count;
+            let factor = extrapolation_factor(
+                first_t,
+                last_t,
+                s.hists.len(),
+                start,
+                end,
+                range,
+                is_counter && h.count > 0.0 && first_count >= 0.0,
+                first_count / h.count,
+                is_rate,
+            );
+            h.mul(factor);
+            out.push(Elem {
+                labels: s.labels,
+                value: 0.0,
+                ts: t,
+                drop_name: true,
+                h: Some(Arc::new(h)),
+            });
+            continue;
+        }
         let p = &s.points;
         if p.len() < 2 {
             continue;
@@ -148,15 +241,206 @@ fn extrapolated_rate(
             value: result * factor,
             ts: t,
             drop_name: true,
+            h: None,
         });
     }
     Ok(Val::Vector(out))
 }
 
+/// The extrapolation factor of rate/increase/delta (divided by the range for rate).
+#[allow(clippy::too_many_arguments)]
+fn extrapolation_factor(
+    first_t: i64,
+    last_t: i64,
+    n: usize,
+    start: i64,
+    end: i64,
+    range: i64,
+    zero_clamp: bool,
+    zero_ratio: f64,
+    is_rate: bool,
+) -> f64 {
+    let mut to_start = (first_t - start) as f64 / 1000.0;
+    let mut to_end = (end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg = sampled / (n - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if zero_clamp {
+        let to_zero = sampled * zero_ratio;
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    factor
+}
+
+/// The increase of a run of histogram samples with counter resets accounted for, as
+/// Prometheus's `histogramRate`; `None` (with a warning) when they cannot be combined.
+fn histogram_rate(
+    ev: &mut Evaluator<'_>,
+    points: &[(i64, Arc<FloatHistogram>)],
+    is_counter: bool,
+    metric: &str,
+    a: &Expr,
+) -> Option<FloatHistogram> {
+    let pos = ev.pos_of(a);
+    let first = &points[0].1;
+    let last = &points[points.len() - 1].1;
+    let gauge = CounterResetHint::Gauge;
+    if is_counter && (first.counter_reset_hint == gauge || last.counter_reset_hint == gauge) {
+        ev.warn(format!(
+            "this native histogram metric is not a counter: {metric:?}{pos}"
+        ));
+    }
+    let mut prev: FloatHistogram = (**first).clone();
+    if is_counter && points[1].1.detect_reset(first) {
+        let second = &points[1].1;
+        prev = FloatHistogram {
+            schema: second.schema,
+            custom_values: second.custom_values.clone(),
+            ..FloatHistogram::default()
+        };
+    }
+    let mixed = |ev: &mut Evaluator<'_>| {
+        ev.warn(format!(
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{pos}"
+        ));
+        None
+    };
+    if last.uses_custom_buckets() != prev.uses_custom_buckets() {
+        return mixed(ev);
+    }
+    let mut min_schema = last.schema.min(prev.schema);
+    for (_, h) in &points[1..points.len() - 1] {
+        if !is_counter {
+            continue;
+        }
+        if h.counter_reset_hint == gauge {
+            ev.warn(format!(
+                "this native histogram metric is not a counter: {metric:?}{pos}"
+            ));
+        }
+        min_schema = min_schema.min(h.schema);
+        if h.uses_custom_buckets() != prev.uses_custom_buckets() {
+            return mixed(ev);
+        }
+    }
+    let mut h = last.copy_to_schema(min_schema);
+    match h.sub(&prev) {
+        Ok(c) if c.custom_bounds_reconciled => {
+            ev.info(format!(
+                "mismatched custom buckets were reconciled during subtraction{pos}"
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => return mixed(ev),
+    }
+    if is_counter {
+        let mut prev: &FloatHistogram = &prev;
+        for (_, cur) in &points[1..] {
+            if cur.detect_reset(prev) {
+                match h.add(prev) {
+                    Ok(c) if c.custom_bounds_reconciled => {
+                        ev.info(format!(
+                            "mismatched custom buckets were reconciled during addition{pos}"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return mixed(ev),
+                }
+            }
+            prev = cur;
+        }
+    } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+        ev.warn(format!(
+            "this native histogram metric is not a gauge: {metric:?}{pos}"
+        ));
+    }
+    h.counter_reset_hint = gauge;
+    h.compact();
+    Some(h)
+}
+
 fn instant_value(ev: &mut Evaluator<'_>, c: &Call, t: i64, is_rate: bool) -> Result<Val> {
-    let (m, _, _) = range_arg(ev, arg(c, 0)?, t)?;
+    let a0 = arg(c, 0)?;
+    let (m, _, _) = range_arg(ev, a0, t)?;
     let mut out = Vec::new();
     for s in m {
+        if !s.hists.is_empty() {
+            let all = merged(&s);
+            if all.len() < 2 {
+                continue;
+            }
+            let (q, r) = (&all[all.len() - 2], &all[all.len() - 1]);
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+            let pos = ev.pos_of(a0);
+            let interval = r.0 - q.0;
+            if interval == 0 {
+                continue;
+            }
+            let (Some(hq), Some(hr)) = (q.2, r.2) else {
+                ev.warn(format!(
+                    "encountered a mix of histograms and floats for metric name {metric:?}{pos}"
+                ));
+                continue;
+            };
+            let gauge = CounterResetHint::Gauge;
+            if is_rate && (hr.counter_reset_hint == gauge || hq.counter_reset_hint == gauge) {
+                ev.warn(format!(
+                    "this native histogram metric is not a counter: {metric:?}{pos}"
+                ));
+            }
+            if !is_rate && (hr.counter_reset_hint != gauge || hq.counter_reset_hint != gauge) {
+                ev.warn(format!(
+                    "this native histogram metric is not a gauge: {metric:?}{pos}"
+                ));
+            }
+            let mut h = (**hr).clone();
+            if !is_rate || !hr.detect_reset(hq) {
+                match h.sub(hq) {
+                    Ok(c) => {
+                        if c.custom_bounds_reconciled {
+                            ev.info(format!(
+                                "mismatched custom buckets were reconciled during subtraction{pos}"
+                            ));
+                        }
+                    }
+                    Err(_) => {
+                        ev.warn(format!(
+                            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}{pos}"
+                        ));
+                        continue;
+                    }
+                }
+            }
+            h.counter_reset_hint = gauge;
+            h.compact();
+            if is_rate {
+                h.div(interval as f64 / 1000.0);
+            }
+            out.push(Elem {
+                labels: s.labels,
+                value: 0.0,
+                ts: t,
+                drop_name: true,
+                h: Some(Arc::new(h)),
+            });
+            continue;
+        }
         let p = &s.points;
         if p.len() < 2 {
             continue;
@@ -176,6 +460,7 @@ fn instant_value(ev: &mut Evaluator<'_>, c: &Call, t: i64, is_rate: bool) -> Res
             value: v,
             ts: t,
             drop_name: true,
+            h: None,
         });
     }
     Ok(Val::Vector(out))
@@ -374,6 +659,189 @@ fn sort_by_value(v: &mut [Elem], desc: bool) {
     });
 }
 
+/// The labels info() joins on.
+const IDENTIFYING_LABELS: [&str; 2] = ["instance", "job"];
+
+/// The selector of the info series info() reads: the `__name__` matchers of its second
+/// argument, or `target_info`.
+pub(crate) fn info_selector(sel: Option<&Expr>) -> VectorSelector {
+    let mut ms = Vec::new();
+    if let Some(Expr::VectorSelector(vs)) = sel.map(unparen) {
+        if let Some(n) = &vs.name {
+            ms.push(PMatcher::new(PMatchOp::Equal, METRIC_NAME, n));
+        }
+        ms.extend(
+            vs.matchers
+                .matchers
+                .iter()
+                .filter(|m| m.name == METRIC_NAME)
+                .cloned(),
+        );
+    }
+    if ms.is_empty() {
+        ms.push(PMatcher::new(PMatchOp::Equal, METRIC_NAME, "target_info"));
+    } else if !ms.iter().any(is_positive) {
+        // Only exclusions: the candidates are still info metrics. (The pattern is a
+        // constant and compiles.)
+        if let Ok(re) = regex::Regex::new("^(?:.+_info)$") {
+            ms.push(PMatcher::new(PMatchOp::Re(re), METRIC_NAME, ".+_info"));
+        }
+    }
+    VectorSelector::new(None, Matchers::new(ms))
+}
+
+fn is_positive(m: &PMatcher) -> bool {
+    matches!(m.op, PMatchOp::Equal | PMatchOp::Re(_))
+}
+
+/// The time at which the first argument of info() reads its samples.
+fn info_ref_time(ev: &Evaluator<'_>, e: &Expr, t: i64) -> i64 {
+    match unparen(e) {
+        Expr::VectorSelector(vs) => ev.ref_time(&vs.at, &vs.offset, t),
+        Expr::MatrixSelector(ms) => ev.ref_time(&ms.vs.at, &ms.vs.offset, t),
+        Expr::Subquery(sq) => {
+            let end = ev.ref_time(&sq.at, &sq.offset, t);
+            let step = sq.step.map(|d| d.as_millis() as i64).unwrap_or(0);
+            let last = if step > 0 {
+                end - end.rem_euclid(step)
+            } else {
+                end
+            };
+            info_ref_time(ev, &sq.expr, last)
+        }
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .find(|a| !matches!(unparen(a), Expr::NumberLiteral(_) | Expr::StringLiteral(_)))
+            .map(|a| info_ref_time(ev, a, t))
+            .unwrap_or(t),
+        Expr::Aggregate(a) => info_ref_time(ev, &a.expr, t),
+        Expr::Unary(u) => info_ref_time(ev, &u.expr, t),
+        Expr::Binary(b) => info_ref_time(ev, &b.lhs, t),
+        _ => t,
+    }
+}
+
+/// `info(v, {data label matchers})`: adds the data labels of the info series sharing the
+/// identifying labels (`instance`, `job`) of each series of `v`.
+fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
+    let a0 = arg(c, 0)?;
+    let v = ev.eval_vector(a0, t)?;
+    let sel_expr = c.args.args.get(1).map(|b| b.as_ref());
+    let sel = info_selector(sel_expr);
+    let name_ms: Vec<PMatcher> = sel.matchers.matchers.clone();
+    let data_ms: Vec<PMatcher> = match sel_expr.map(unparen) {
+        Some(Expr::VectorSelector(vs)) => vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != METRIC_NAME)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let rt = info_ref_time(ev, a0, t);
+    let lookback = ev.lookback;
+    let series = ev.series_for(&sel);
+    // The info series current at `rt`, with the timestamp of their sample.
+    let mut infos: Vec<(&Labels, i64)> = Vec::new();
+    for s in series.iter() {
+        let idx = s.points.partition_point(|p| p.t <= rt);
+        let Some(p) = idx.checked_sub(1).map(|i| &s.points[i]) else {
+            continue;
+        };
+        if p.t <= rt.saturating_sub(lookback) || p.is_stale() {
+            continue;
+        }
+        if p.h.is_some() {
+            return Err(Error::Eval(format!(
+                "info series {} holds native histogram samples: info metrics must be floats",
+                s.labels
+            )));
+        }
+        if data_ms
+            .iter()
+            .all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
+        {
+            infos.push((&s.labels, p.t));
+        }
+    }
+    let accepts_empty = data_ms.iter().all(|m| m.is_match(""));
+    let mut out = Vec::with_capacity(v.len());
+    for mut e in v {
+        let base_name = e.labels.get(METRIC_NAME);
+        if name_ms.iter().any(is_positive)
+            && base_name.is_some_and(|n| name_ms.iter().all(|m| m.is_match(n)))
+        {
+            out.push(e);
+            continue;
+        }
+        let ident: Vec<&str> = IDENTIFYING_LABELS
+            .iter()
+            .map(|l| e.labels.get(l).unwrap_or(""))
+            .collect();
+        let mut picked: Vec<(&Labels, i64)> = Vec::new();
+        if ident.iter().any(|v| !v.is_empty()) {
+            for &(l, ts) in &infos {
+                let same = IDENTIFYING_LABELS
+                    .iter()
+                    .zip(&ident)
+                    .all(|(n, v)| l.get(n).unwrap_or("") == *v);
+                if !same {
+                    continue;
+                }
+                // Of several series of one info metric, the latest sample wins.
+                match picked
+                    .iter_mut()
+                    .find(|(p, _)| p.get(METRIC_NAME) == l.get(METRIC_NAME))
+                {
+                    Some(slot) if slot.1 < ts => *slot = (l, ts),
+                    Some(_) => {}
+                    None => picked.push((l, ts)),
+                }
+            }
+        }
+        if picked.is_empty() {
+            if accepts_empty {
+                out.push(e);
+            }
+            continue;
+        }
+        let mut added: Vec<(String, String)> = Vec::new();
+        for (l, _) in &picked {
+            for lbl in l.iter() {
+                if lbl.name == METRIC_NAME {
+                    continue;
+                }
+                let wanted = if data_ms.is_empty() {
+                    !IDENTIFYING_LABELS.contains(&lbl.name.as_str())
+                } else {
+                    data_ms.iter().any(|m| m.name == lbl.name)
+                };
+                if !wanted || e.labels.get(&lbl.name).is_some() {
+                    continue;
+                }
+                match added.iter().find(|(n, _)| *n == lbl.name) {
+                    Some((_, v)) if *v != lbl.value => {
+                        return Err(Error::Eval(format!(
+                            "conflicting label {:?}: info series disagree ({v:?} and {:?})",
+                            lbl.name, lbl.value
+                        )));
+                    }
+                    Some(_) => {}
+                    None => added.push((lbl.name.clone(), lbl.value.clone())),
+                }
+            }
+        }
+        for (n, v) in added {
+            e.labels.set(&n, &v);
+        }
+        out.push(e);
+    }
+    Ok(Val::Vector(out))
+}
+
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
     let name = c.func.name;
     match name {
@@ -457,12 +925,14 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 value: v,
                 ts: t,
                 drop_name: false,
+                h: None,
             }]))
         }
         "scalar" => {
             let v = ev.eval_vector(arg(c, 0)?, t)?;
-            Ok(Val::Scalar(if v.len() == 1 {
-                v[0].value
+            let floats: Vec<&Elem> = v.iter().filter(|e| e.h.is_none()).collect();
+            Ok(Val::Scalar(if floats.len() == 1 {
+                floats[0].value
             } else {
                 f64::NAN
             }))
@@ -476,6 +946,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     .map(|mut e| {
                         let ts = if direct { e.ts } else { t };
                         e.value = ts as f64 / 1000.0;
+                        e.h = None;
                         e.drop_name = true;
                         e
                     })
@@ -490,6 +961,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     value: time_part(name, t as f64 / 1000.0),
                     ts: t,
                     drop_name: false,
+                    h: None,
                 }]));
             }
             map_vector(ev, c, t, |v| time_part(name, v))
@@ -505,6 +977,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 value: 1.0,
                 ts: t,
                 drop_name: false,
+                h: None,
             }]))
         }
         "absent_over_time" => {
@@ -518,18 +991,51 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 value: 1.0,
                 ts: t,
                 drop_name: false,
+                h: None,
             }]))
         }
-        "present_over_time" => over_time(ev, c, 0, t, false, |_| Some(1.0)),
-        "count_over_time" => over_time(ev, c, 0, t, false, |p| Some(p.len() as f64)),
-        "sum_over_time" => over_time(ev, c, 0, t, false, |p| {
-            let (mut s, mut cc) = (0.0, 0.0);
-            for &(_, v) in p {
-                (s, cc) = kahan_inc(v, s, cc);
-            }
-            Some(if s.is_infinite() { s } else { s + cc })
+        "present_over_time" => over_time_any(ev, c, t, false, |_, _, _| Some((1.0, None))),
+        "count_over_time" => over_time_any(ev, c, t, false, |_, s, _| {
+            Some(((s.points.len() + s.hists.len()) as f64, None))
         }),
-        "avg_over_time" => over_time(ev, c, 0, t, false, |p| Some(mean(p.iter().map(|x| x.1)))),
+        "sum_over_time" | "avg_over_time" => {
+            let avg = name == "avg_over_time";
+            over_time_any(ev, c, t, false, move |ev, s, a| {
+                let metric = s.labels.get(METRIC_NAME).unwrap_or("").to_owned();
+                if !s.hists.is_empty() {
+                    if !s.points.is_empty() {
+                        let pos = ev.pos_of(a);
+                        ev.warn(format!(
+                            "encountered a mix of histograms and floats for metric name {metric:?}{pos}"
+                        ));
+                        return None;
+                    }
+                    let hs: Vec<&FloatHistogram> = s.hists.iter().map(|x| x.1.as_ref()).collect();
+                    let h = ev.sum_hist_refs(&hs, a, avg, &metric)?;
+                    return Some((0.0, Some(Arc::new(h))));
+                }
+                if avg {
+                    return Some((mean(s.points.iter().map(|x| x.1)), None));
+                }
+                let (mut sum, mut cc) = (0.0, 0.0);
+                for &(_, v) in &s.points {
+                    (sum, cc) = kahan_inc(v, sum, cc);
+                }
+                Some((if sum.is_infinite() { sum } else { sum + cc }, None))
+            })
+        }
+        "last_over_time" | "first_over_time" | "ts_of_last_over_time" | "ts_of_first_over_time" => {
+            let last = name.contains("last");
+            let ts_only = name.starts_with("ts_of");
+            over_time_any(ev, c, t, !ts_only, move |_, s, _| {
+                let m = merged(s);
+                let p = if last { m.last() } else { m.first() }?;
+                if ts_only {
+                    return Some((p.0 as f64 / 1000.0, None));
+                }
+                Some((p.1, p.2.cloned()))
+            })
+        }
         "min_over_time" => over_time(ev, c, 0, t, false, |p| {
             Some(p.iter().fold(
                 f64::NAN,
@@ -553,14 +1059,6 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                     }
                 },
             ))
-        }),
-        "last_over_time" => over_time(ev, c, 0, t, true, |p| p.last().map(|x| x.1)),
-        "first_over_time" => over_time(ev, c, 0, t, true, |p| p.first().map(|x| x.1)),
-        "ts_of_last_over_time" => over_time(ev, c, 0, t, false, |p| {
-            p.last().map(|x| x.0 as f64 / 1000.0)
-        }),
-        "ts_of_first_over_time" => over_time(ev, c, 0, t, false, |p| {
-            p.first().map(|x| x.0 as f64 / 1000.0)
         }),
         "ts_of_max_over_time" | "ts_of_min_over_time" => {
             let max = name == "ts_of_max_over_time";
@@ -620,18 +1118,27 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 Some(quantile(q, &mut v))
             })
         }
-        "changes" => over_time(ev, c, 0, t, false, |p| {
-            let mut n = 0.0;
-            for w in p.windows(2) {
-                if w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()) {
-                    n += 1.0;
+        "changes" | "resets" => {
+            let resets = name == "resets";
+            over_time_any(ev, c, t, false, move |_, s, _| {
+                let m = merged(s);
+                let mut n = 0.0;
+                for w in m.windows(2) {
+                    let (p, q) = (&w[0], &w[1]);
+                    let hit = match (p.2, q.2) {
+                        (None, None) if resets => q.1 < p.1,
+                        (None, None) => q.1 != p.1 && !(q.1.is_nan() && p.1.is_nan()),
+                        (Some(a), Some(b)) if resets => b.detect_reset(a),
+                        (Some(a), Some(b)) => !b.equals(a),
+                        _ => true,
+                    };
+                    if hit {
+                        n += 1.0;
+                    }
                 }
-            }
-            Some(n)
-        }),
-        "resets" => over_time(ev, c, 0, t, false, |p| {
-            Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
-        }),
+                Some((n, None))
+            })
+        }
         "rate" => extrapolated_rate(ev, c, t, true, true),
         "increase" => extrapolated_rate(ev, c, t, true, false),
         "delta" => extrapolated_rate(ev, c, t, false, false),
@@ -746,6 +1253,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 ));
             }
             let mut v = ev.eval_vector(arg(c, 0)?, t)?;
+            if matches!(name, "sort" | "sort_desc") {
+                v.retain(|e| e.h.is_none());
+            }
             match name {
                 "sort" => sort_by_value(&mut v, false),
                 "sort_desc" => sort_by_value(&mut v, true),
@@ -780,13 +1290,26 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
         }
         "histogram_quantile" => crate::histogram::histogram_quantile(ev, c, t),
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" | "histogram_fraction" => {
-            // These read native histogram samples only; float samples yield nothing.
-            for a in &c.args.args {
-                ev.eval(a, t)?;
+        | "histogram_stdvar" => {
+            let v = ev.eval_vector(arg(c, 0)?, t)?;
+            let mut out = Vec::new();
+            for mut e in v {
+                let Some(h) = e.h.take() else { continue };
+                e.value = match name {
+                    "histogram_count" => h.count,
+                    "histogram_sum" => h.sum,
+                    "histogram_avg" => h.sum / h.count,
+                    "histogram_stddev" => crate::histogram::native_variance(&h).sqrt(),
+                    _ => crate::histogram::native_variance(&h),
+                };
+                e.drop_name = true;
+                out.push(e);
             }
-            Ok(Val::Vector(Vec::new()))
+            Ok(Val::Vector(out))
         }
+        "histogram_fraction" => crate::histogram::histogram_fraction(ev, c, t),
+        "info" => info(ev, c, t),
+        "histogram_quantiles" => crate::histogram::histogram_quantiles(ev, c, t),
         other => Err(Error::Eval(format!(
             "function {other} is not supported by this engine"
         ))),

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use bongsu_model::Labels;
 
+use crate::native::FloatHistogram;
 use crate::value::Value;
 
 /// Formats a sample value as Prometheus does: shortest round-trip digits without an
@@ -75,6 +76,49 @@ fn push_point(out: &mut String, ts_ms: i64, v: &str) {
     out.push(']');
 }
 
+/// `{"count":"4","sum":"10","buckets":[[0,"1","2","3"]]}`: populated buckets in
+/// ascending order, each `[boundary rule, lower, upper, count]` where the rule is 0 for
+/// `(lower, upper]`, 1 for `[lower, upper)`, 2 for an open and 3 for a closed interval.
+fn push_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":");
+    push_json_string(out, &format_float(h.count));
+    out.push_str(",\"sum\":");
+    push_json_string(out, &format_float(h.sum));
+    let mut first = true;
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(if first { ",\"buckets\":[" } else { "," });
+        first = false;
+        let rule = match (b.lower_inclusive, b.upper_inclusive) {
+            (false, true) => 0,
+            (true, false) => 1,
+            (false, false) => 2,
+            (true, true) => 3,
+        };
+        let _ = write!(out, "[{rule},");
+        push_json_string(out, &format_float(b.lower));
+        out.push(',');
+        push_json_string(out, &format_float(b.upper));
+        out.push(',');
+        push_json_string(out, &format_float(b.count));
+        out.push(']');
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
+fn push_histogram_point(out: &mut String, ts_ms: i64, h: &FloatHistogram) {
+    out.push('[');
+    format_timestamp(out, ts_ms);
+    out.push(',');
+    push_histogram(out, h);
+    out.push(']');
+}
+
 /// Renders `value` as the JSON object the Prometheus HTTP API returns under `data`:
 /// `{"resultType":"vector","result":[{"metric":{...},"value":[1700000000.5,"1"]}]}`.
 pub fn to_prometheus_json(value: &Value) -> String {
@@ -102,8 +146,16 @@ pub fn to_prometheus_json(value: &Value) -> String {
                 }
                 out.push_str("{\"metric\":");
                 push_metric(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                push_point(&mut out, s.timestamp_ms, &format_float(s.value));
+                match &s.histogram {
+                    Some(h) => {
+                        out.push_str(",\"histogram\":");
+                        push_histogram_point(&mut out, s.timestamp_ms, h);
+                    }
+                    None => {
+                        out.push_str(",\"value\":");
+                        push_point(&mut out, s.timestamp_ms, &format_float(s.value));
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -116,14 +168,27 @@ pub fn to_prometheus_json(value: &Value) -> String {
                 }
                 out.push_str("{\"metric\":");
                 push_metric(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_point(&mut out, *t, &format_float(*v));
                     }
-                    push_point(&mut out, *t, &format_float(*v));
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        push_histogram_point(&mut out, *t, h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
@@ -170,6 +235,7 @@ mod tests {
             labels: l.clone(),
             timestamp_ms: 1_500,
             value: 1.0,
+            histogram: None,
         }]);
         assert_eq!(
             to_prometheus_json(&v),
@@ -178,10 +244,34 @@ mod tests {
         let m = Value::Matrix(vec![RangeSeries {
             labels: Labels::empty(),
             points: vec![(0, f64::NAN), (60_010, f64::NEG_INFINITY)],
+            histograms: Vec::new(),
         }]);
         assert_eq!(
             to_prometheus_json(&m),
             r#"{"resultType":"matrix","result":[{"metric":{},"values":[[0,"NaN"],[60.01,"-Inf"]]}]}"#
+        );
+        let h = crate::native::parse_histogram_literal(
+            "{{schema:0 count:4 sum:10 z_bucket:1 z_bucket_w:0.5 buckets:[2] n_buckets:[0 1]}}",
+        )
+        .unwrap();
+        let hv = Value::Vector(vec![InstantSample {
+            labels: Labels::empty(),
+            timestamp_ms: 2_000,
+            value: 0.0,
+            histogram: Some(h.clone()),
+        }]);
+        assert_eq!(
+            to_prometheus_json(&hv),
+            r#"{"resultType":"vector","result":[{"metric":{},"histogram":[2,{"count":"4","sum":"10","buckets":[[1,"-2","-1","1"],[3,"-0.5","0.5","1"],[0,"0.5","1","2"]]}]}]}"#
+        );
+        let hm = Value::Matrix(vec![RangeSeries {
+            labels: Labels::empty(),
+            points: Vec::new(),
+            histograms: vec![(0, FloatHistogram::default())],
+        }]);
+        assert_eq!(
+            to_prometheus_json(&hm),
+            r#"{"resultType":"matrix","result":[{"metric":{},"histograms":[[0,{"count":"0","sum":"0"}]]}]}"#
         );
         let s = Value::Scalar {
             timestamp_ms: -1_000,

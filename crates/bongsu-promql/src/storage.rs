@@ -5,6 +5,7 @@ use std::sync::RwLock;
 use bongsu_model::{Labels, Sample};
 use regex::Regex;
 
+use crate::native::{CounterResetHint, FloatHistogram};
 use crate::{Error, Result};
 
 /// How a [`Matcher`] compares a label value.
@@ -92,18 +93,60 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// One native histogram sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub timestamp_ms: i64,
+    pub histogram: FloatHistogram,
+}
+
+/// The native histogram samples of one series, in timestamp order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSeries {
+    pub labels: Labels,
+    pub samples: Vec<HistogramSample>,
+}
+
 /// What the engine needs from a time-series store.
 pub trait Storage: Send + Sync {
     /// Returns every series that all `matchers` accept, with its samples whose timestamps
     /// lie in `hints.start_ms..=hints.end_ms` (staleness markers included), in timestamp
     /// order. Series without samples in the range may be left out.
     fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>>;
+
+    /// Like [`Storage::select`], for native histogram samples. A series may hold float
+    /// and histogram samples (never both at one timestamp); the engine merges the two
+    /// answers by labels. Stores without native histograms keep this default.
+    ///
+    /// A store should return the counter reset hint Prometheus's TSDB returns: `Gauge`
+    /// for gauge histograms, `CounterReset` where a reset happened (or was declared),
+    /// `NotCounterReset` for a sample continuing the previous one without a reset, and
+    /// `Unknown` for the first histogram of a run.
+    fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+        _hints: &SelectHints,
+    ) -> Result<Vec<HistogramSeries>> {
+        Ok(Vec::new())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Stored {
+    Float(f64),
+    Hist(Box<FloatHistogram>),
+}
+
+#[derive(Debug, Clone)]
+struct StoredSeries {
+    labels: Labels,
+    points: Vec<(i64, Stored)>,
 }
 
 /// An in-memory [`Storage`], for tests and small embedded uses.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    series: RwLock<Vec<Series>>,
+    series: RwLock<Vec<StoredSeries>>,
 }
 
 impl MemoryStorage {
@@ -114,6 +157,29 @@ impl MemoryStorage {
     /// Appends samples to the series with `labels`, creating it when new. Samples are
     /// kept sorted by timestamp; a sample at an existing timestamp replaces the old one.
     pub fn add(&self, labels: Labels, samples: impl IntoIterator<Item = Sample>) {
+        self.insert(
+            labels,
+            samples
+                .into_iter()
+                .map(|s| (s.timestamp_ms, Stored::Float(s.value))),
+        );
+    }
+
+    /// Appends native histogram samples to the series with `labels` (see [`MemoryStorage::add`]).
+    pub fn add_histograms(
+        &self,
+        labels: Labels,
+        samples: impl IntoIterator<Item = HistogramSample>,
+    ) {
+        self.insert(
+            labels,
+            samples
+                .into_iter()
+                .map(|s| (s.timestamp_ms, Stored::Hist(Box::new(s.histogram)))),
+        );
+    }
+
+    fn insert(&self, labels: Labels, points: impl Iterator<Item = (i64, Stored)>) {
         let mut all = match self.series.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -121,18 +187,18 @@ impl MemoryStorage {
         let idx = match all.iter().position(|s| s.labels == labels) {
             Some(i) => i,
             None => {
-                all.push(Series {
+                all.push(StoredSeries {
                     labels,
-                    samples: Vec::new(),
+                    points: Vec::new(),
                 });
                 all.len() - 1
             }
         };
-        let s = &mut all[idx].samples;
-        for sample in samples {
-            match s.binary_search_by_key(&sample.timestamp_ms, |x| x.timestamp_ms) {
-                Ok(i) => s[i] = sample,
-                Err(i) => s.insert(i, sample),
+        let s = &mut all[idx].points;
+        for p in points {
+            match s.binary_search_by_key(&p.0, |x| x.0) {
+                Ok(i) => s[i] = p,
+                Err(i) => s.insert(i, p),
             }
         }
     }
@@ -154,31 +220,107 @@ impl MemoryStorage {
     }
 }
 
-impl Storage for MemoryStorage {
-    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>> {
+/// The counter reset hints Prometheus's TSDB reports on read: gauges stay gauges, a
+/// declared reset stays `CounterReset`, the first histogram of a run (at the start,
+/// after a float or after a detected reset) is `Unknown`, later ones `NotCounterReset`.
+fn read_back_hint(points: &[(i64, Stored)], i: usize) -> Option<CounterResetHint> {
+    let Stored::Hist(h) = &points[i].1 else {
+        return None;
+    };
+    let prev = match i.checked_sub(1).map(|j| &points[j].1) {
+        Some(Stored::Hist(p)) => Some(p),
+        _ => None,
+    };
+    Some(match (h.counter_reset_hint, prev) {
+        (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
+        (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
+        (_, None) => CounterResetHint::Unknown,
+        (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
+            CounterResetHint::Unknown
+        }
+        // A detected reset starts a new chunk whose first sample reads back as
+        // `Unknown` in Prometheus's TSDB, not as `CounterReset`.
+        (_, Some(p)) if h.detect_reset_ignoring_hint(p) => CounterResetHint::Unknown,
+        _ => CounterResetHint::NotCounterReset,
+    })
+}
+
+impl MemoryStorage {
+    fn each_match(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+        mut f: impl FnMut(&StoredSeries, usize, usize),
+    ) {
         let all = match self.series.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let mut out = Vec::new();
         for s in all.iter() {
             if !Matcher::all_match(matchers, &s.labels) {
                 continue;
             }
-            let lo = s
-                .samples
-                .partition_point(|x| x.timestamp_ms < hints.start_ms);
-            let hi = s
-                .samples
-                .partition_point(|x| x.timestamp_ms <= hints.end_ms);
-            if lo >= hi {
-                continue;
+            let lo = s.points.partition_point(|x| x.0 < hints.start_ms);
+            let hi = s.points.partition_point(|x| x.0 <= hints.end_ms);
+            if lo < hi {
+                f(s, lo, hi);
             }
-            out.push(Series {
-                labels: s.labels.clone(),
-                samples: s.samples[lo..hi].to_vec(),
-            });
         }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.each_match(matchers, hints, |s, lo, hi| {
+            let samples: Vec<Sample> = s.points[lo..hi]
+                .iter()
+                .filter_map(|(t, p)| match p {
+                    Stored::Float(v) => Some(Sample::new(*t, *v)),
+                    Stored::Hist(_) => None,
+                })
+                .collect();
+            if !samples.is_empty() {
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples,
+                });
+            }
+        });
+        Ok(out)
+    }
+
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<Vec<HistogramSeries>> {
+        let mut out = Vec::new();
+        self.each_match(matchers, hints, |s, lo, hi| {
+            if !s.points[lo..hi]
+                .iter()
+                .any(|p| matches!(p.1, Stored::Hist(_)))
+            {
+                return;
+            }
+            let samples: Vec<HistogramSample> = (lo..hi)
+                .filter_map(|i| match (&s.points[i].1, read_back_hint(&s.points, i)) {
+                    (Stored::Hist(h), Some(hint)) => {
+                        let mut histogram = (**h).clone();
+                        histogram.counter_reset_hint = hint;
+                        Some(HistogramSample {
+                            timestamp_ms: s.points[i].0,
+                            histogram,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect();
+            out.push(HistogramSeries {
+                labels: s.labels.clone(),
+                samples,
+            });
+        });
         Ok(out)
     }
 }
@@ -226,5 +368,61 @@ mod tests {
         assert_eq!(st.series_count(), 2);
         st.clear();
         assert_eq!(st.series_count(), 0);
+    }
+
+    #[test]
+    fn histograms_read_back_with_tsdb_hints() {
+        use crate::native::parse_histogram_literal;
+        let st = MemoryStorage::new();
+        let l = labels(&[("__name__", "h")]);
+        let h = |s: &str, t: i64| HistogramSample {
+            timestamp_ms: t,
+            histogram: parse_histogram_literal(s).unwrap(),
+        };
+        st.add_histograms(
+            l.clone(),
+            [
+                h("{{count:1 sum:1}}", 0),
+                h("{{count:2 sum:2}}", 10),
+                h("{{count:1 sum:1}}", 20),
+                h("{{count:3 sum:3 counter_reset_hint:reset}}", 40),
+                h("{{count:3 sum:3 counter_reset_hint:gauge}}", 50),
+            ],
+        );
+        st.add(l.clone(), [Sample::new(30, 7.0)]);
+        let m = [Matcher::new(MatchOp::Equal, "__name__", "h").unwrap()];
+        let all = SelectHints {
+            start_ms: 0,
+            end_ms: 100,
+            ..SelectHints::default()
+        };
+        let hs = st.select_histograms(&m, &all).unwrap();
+        let hints: Vec<CounterResetHint> = hs[0]
+            .samples
+            .iter()
+            .map(|s| s.histogram.counter_reset_hint)
+            .collect();
+        use CounterResetHint::*;
+        assert_eq!(
+            hints,
+            [Unknown, NotCounterReset, Unknown, CounterReset, Gauge]
+        );
+        let floats = st.select(&m, &all).unwrap();
+        assert_eq!(floats[0].samples, vec![Sample::new(30, 7.0)]);
+        // A window holding only the float answers no histogram series.
+        let narrow = SelectHints {
+            start_ms: 25,
+            end_ms: 35,
+            ..SelectHints::default()
+        };
+        assert!(st.select_histograms(&m, &narrow).unwrap().is_empty());
+        // A float-only storage needs no histogram method.
+        struct FloatsOnly;
+        impl Storage for FloatsOnly {
+            fn select(&self, _: &[Matcher], _: &SelectHints) -> Result<Vec<Series>> {
+                Ok(Vec::new())
+            }
+        }
+        assert!(FloatsOnly.select_histograms(&m, &all).unwrap().is_empty());
     }
 }

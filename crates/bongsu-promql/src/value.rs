@@ -2,19 +2,25 @@
 
 use bongsu_model::Labels;
 
-/// One sample of an instant vector.
+use crate::native::FloatHistogram;
+
+/// One sample of an instant vector: a float, or a native histogram when `histogram`
+/// is set (`value` is then 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstantSample {
     pub labels: Labels,
     pub timestamp_ms: i64,
     pub value: f64,
+    pub histogram: Option<FloatHistogram>,
 }
 
-/// One series of a range vector (matrix): labels and (timestamp, value) points.
+/// One series of a range vector (matrix): labels, (timestamp, value) float points and
+/// (timestamp, histogram) native histogram points, each in timestamp order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// The result of a query.

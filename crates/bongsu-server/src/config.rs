@@ -28,8 +28,14 @@ pub struct Config {
     pub stream: StreamSettings,
     /// `[ingest]`: receiver limits and saturation.
     pub ingest: IngestSettings,
+    /// `[tsdb]`: the time-series store: retention, out-of-order window, cardinality limits.
+    pub tsdb: TsdbSettings,
+    /// `[query]`: PromQL limits and rollup use.
+    pub query: QuerySettings,
     /// `[syslog]`: the syslog receivers (off unless a listen address is set).
     pub syslog: SyslogSettings,
+    /// `[logs]`: the log store and the Loki query API.
+    pub logs: crate::logs_config::LogsSettings,
 }
 
 /// `[server]`.
@@ -235,6 +241,80 @@ impl IngestSettings {
     }
 }
 
+/// `[tsdb]`: the time-series store under `<data_dir>/tsdb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsdbSettings {
+    /// How long raw samples are kept.
+    #[serde(with = "duration_text")]
+    pub retention_raw: Duration,
+    /// How long 5-minute rollups are kept.
+    #[serde(with = "duration_text")]
+    pub retention_5m: Duration,
+    /// How long 1-hour rollups are kept.
+    #[serde(with = "duration_text")]
+    pub retention_1h: Duration,
+    /// How far behind a series' newest sample an older sample is still stored; older ones are
+    /// counted and dropped.
+    #[serde(with = "duration_text")]
+    pub ooo_window: Duration,
+    /// Most series in the head (all metrics together).
+    pub max_series: usize,
+    /// Most series in the head with one metric name.
+    pub max_series_per_metric: usize,
+    /// How often full blocks are cut, compacted and rolled up, and retention applied.
+    #[serde(with = "duration_text")]
+    pub compaction_interval: Duration,
+}
+
+impl Default for TsdbSettings {
+    fn default() -> Self {
+        TsdbSettings {
+            retention_raw: Duration::from_secs(15 * 86_400),
+            retention_5m: Duration::from_secs(90 * 86_400),
+            retention_1h: Duration::from_secs(730 * 86_400),
+            ooo_window: Duration::from_secs(600),
+            max_series: 5_000_000,
+            max_series_per_metric: 1_000_000,
+            compaction_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[query]`: PromQL limits and rollup use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// Most samples one query may load.
+    pub max_samples: usize,
+    /// Most series one query may select.
+    pub max_series: usize,
+    /// Longest a query may run.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// How far back an instant vector selector looks for a sample.
+    #[serde(with = "duration_text")]
+    pub lookback_delta: Duration,
+    /// Read 5-minute and 1-hour rollups for long, aligned queries (see docs/promql.md).
+    pub rollups: bool,
+    /// Queries whose selected time span is shorter than this read raw samples only.
+    #[serde(with = "duration_text")]
+    pub rollup_min_span: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            max_samples: 50_000_000,
+            max_series: 500_000,
+            timeout: Duration::from_secs(120),
+            lookback_delta: Duration::from_secs(300),
+            rollups: true,
+            rollup_min_span: Duration::from_secs(86_400),
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> Error {
     Error::ConfigValue {
         key: key.to_owned(),
@@ -386,7 +466,41 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        self.syslog.validate(&self.stream)?;
+        self.validate_tsdb_and_query()?;
+        self.logs.validate()?;
+        self.syslog.validate(&self.stream)
+    }
+
+    fn validate_tsdb_and_query(&self) -> Result<()> {
+        let t = &self.tsdb;
+        // Compaction merges windows of up to 7 days and rebuilds rollups from raw samples.
+        if t.retention_raw <= Duration::from_secs(7 * 86_400 + 2 * 3600) {
+            return Err(invalid(
+                "tsdb.retention_raw",
+                "must be longer than 7 days and 2 hours (the longest compaction window plus one block), e.g. \"360h\"",
+            ));
+        }
+        for (key, d) in [
+            ("tsdb.retention_5m", t.retention_5m),
+            ("tsdb.retention_1h", t.retention_1h),
+            ("tsdb.compaction_interval", t.compaction_interval),
+            ("query.timeout", self.query.timeout),
+            ("query.lookback_delta", self.query.lookback_delta),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        for (key, value) in [
+            ("tsdb.max_series", t.max_series),
+            ("tsdb.max_series_per_metric", t.max_series_per_metric),
+            ("query.max_samples", self.query.max_samples),
+            ("query.max_series", self.query.max_series),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         Ok(())
     }
 
@@ -467,6 +581,34 @@ max_exposition_line_bytes = 65536
 # Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
 max_inflight_requests = 64
 
+[tsdb]
+# How long raw samples, 5-minute rollups and 1-hour rollups are kept (15 days, 90 days, 2 years).
+retention_raw = "360h"
+retention_5m = "2160h"
+retention_1h = "17520h"
+# Samples up to this far behind their series' newest sample are stored; older ones are counted
+# (bongsu_tsdb_out_of_window_samples_total) and dropped.
+ooo_window = "10m"
+# Cardinality limits: series in total and per metric name. A remote_write request that would
+# create more is refused with 400 and nothing of it is stored.
+max_series = 5000000
+max_series_per_metric = 1000000
+# How often full blocks are cut, compacted and rolled up, and retention applied.
+compaction_interval = "1m"
+
+[query]
+# Most samples one query may load, and most series it may select.
+max_samples = 50000000
+max_series = 500000
+# Longest a query may run; longer is 503 with errorType "timeout".
+timeout = "2m"
+# How far back an instant vector selector looks for a sample.
+lookback_delta = "5m"
+# Read 5-minute and 1-hour rollups for long, aligned queries (docs/promql.md says which).
+rollups = true
+# Queries selecting a shorter time span than this read raw samples only.
+rollup_min_span = "24h"
+
 [syslog]
 # Syslog receivers (RFC 3164 and RFC 5424), appended to the logs topic. Both are off until an
 # address is given. UDP: one message per datagram, e.g. "0.0.0.0:514".
@@ -491,7 +633,31 @@ linger = "20ms"
 # Bytes of messages waiting to be appended (8 MiB). When full, TCP senders are slowed down
 # (their connections are not read) and UDP datagrams are dropped and counted.
 queue_bytes = 8388608
+
+[logs]
+# Delete stored logs older than this (7 days); "0s" keeps them forever.
+retention = "168h"
+# Delete the oldest stored logs while the store is larger than this; -1 = no size limit.
+retention_bytes = -1
+# How far behind its stream's newest entry an entry may be and still be stored.
+out_of_order_window = "1h"
+# Most streams (distinct stream label sets); a push creating more gets 400.
+max_streams = 10000
+# Most labels per stream, and the longest stream label name or value in bytes; more gets 400.
+max_labels_per_stream = 15
+max_label_bytes = 1024
+# Write stored lines to a segment at least this often (replay after a crash starts there).
+flush_interval = "60s"
+# How often the store cuts chunks, writes due segments and applies retention.
+maintain_interval = "1s"
+# Entries a log query returns without a limit, and the largest limit allowed.
+default_limit = 100
+max_entries_limit = 5000
 "#;
+
+/// The config file's sections, as the unknown-section error lists them.
+pub(crate) const SECTION_NAMES: &str =
+    "[server], [auth], [stream], [ingest], [tsdb], [query], [syslog] and [logs]";
 
 /// The sections and their default values, used to find env variables and their types.
 fn default_table() -> toml::Table {
@@ -579,7 +745,10 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
             "ingest" => config.ingest = section_from(&section, value)?,
+            "tsdb" => config.tsdb = section_from(&section, value)?,
+            "query" => config.query = section_from(&section, value)?,
             "syslog" => config.syslog = section_from(&section, value)?,
+            "logs" => config.logs = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -760,10 +929,13 @@ mod tests {
         let err = Config::from_toml("[serve]\nlisten = \"x\"\n").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
-        assert!(
-            msg.contains("[server], [auth], [stream], [ingest] and [syslog]"),
-            "{msg}"
-        );
+        assert!(msg.contains(SECTION_NAMES), "{msg}");
+        // Every section of the default file is named in the error.
+        for line in Config::default_toml().lines() {
+            if line.starts_with('[') {
+                assert!(SECTION_NAMES.contains(line.trim()), "{line} missing");
+            }
+        }
     }
 
     #[test]

@@ -21,21 +21,28 @@ mod clock;
 mod config;
 mod error;
 mod ingest;
+mod logs_config;
+mod logs_consumer;
+mod loki_api;
 mod metrics;
+mod metrics_storage;
 mod process;
+mod prom_api;
 mod routes;
 mod server;
 mod state;
 mod stream;
 mod syslog;
+mod tsdb_consumer;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, IngestSettings, ServerConfig, StreamSettings, ENV_PREFIX,
-    MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, QuerySettings, ServerConfig, StreamSettings,
+    TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
+pub use logs_config::LogsSettings;
 pub use metrics::{
     render as render_metrics, BuildInfo, Counter, CounterVec, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricKind, MetricsSource, MetricsWriter, DURATION_BUCKETS, TEXT_CONTENT_TYPE,

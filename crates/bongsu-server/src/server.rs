@@ -39,8 +39,13 @@ impl Server {
         let state = AppState::new(config, store.clone());
         state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
         state.attach_stream(stream.clone());
+        // Registered before the stream's hook: the store stops consuming and flushes first.
+        let metrics_store = crate::tsdb_consumer::start(&state, stream.clone()).await?;
+        state.attach_metrics_store(metrics_store);
         // Before the stream's hook, so that the receivers drain into the open stream.
         crate::syslog::attach(&state, stream.clone()).await?;
+        // Before the stream's hook: the logs consumer's hook still fetches and commits.
+        crate::logs_consumer::start(&state, stream.clone()).await?;
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::ingest::Receivers;
 use crate::metrics::{BuildInfo, CounterVec, HistogramVec, MetricsSource, DURATION_BUCKETS};
 use crate::process::ProcessMetrics;
+use crate::tsdb_consumer::MetricsStore;
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type HookFn = Box<dyn FnOnce() -> HookFuture + Send>;
@@ -49,7 +50,9 @@ struct Inner {
     http: HttpMetrics,
     hooks: Mutex<Vec<ShutdownHook>>,
     stream: OnceLock<Arc<dyn Stream>>,
+    logs: OnceLock<Arc<crate::logs_consumer::Logs>>,
     receivers: Receivers,
+    metrics_store: OnceLock<Arc<MetricsStore>>,
 }
 
 impl fmt::Debug for AppState {
@@ -110,7 +113,9 @@ impl AppState {
                 http,
                 hooks: Mutex::new(Vec::new()),
                 stream: OnceLock::new(),
+                logs: OnceLock::new(),
                 receivers,
+                metrics_store: OnceLock::new(),
             }),
         }
     }
@@ -169,6 +174,17 @@ impl AppState {
         self.inner.stream.get()
     }
 
+    /// Attaches the log store the Loki query API reads and the push receiver checks stream
+    /// limits against (once; later calls are ignored). Until then the query API answers 503.
+    pub(crate) fn attach_logs(&self, logs: Arc<crate::logs_consumer::Logs>) {
+        let _ = self.inner.logs.set(logs);
+    }
+
+    /// The log store, once attached.
+    pub(crate) fn logs(&self) -> Option<&Arc<crate::logs_consumer::Logs>> {
+        self.inner.logs.get()
+    }
+
     /// Whether `/-/ready` answers 200.
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
@@ -177,6 +193,16 @@ impl AppState {
     /// Flips readiness. [`crate::run`] sets it when serving starts and clears it on shutdown.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Attaches the time-series store the query API reads (once).
+    pub(crate) fn attach_metrics_store(&self, store: Arc<MetricsStore>) -> bool {
+        self.inner.metrics_store.set(store).is_ok()
+    }
+
+    /// The time-series store, once attached.
+    pub(crate) fn metrics_store(&self) -> Option<&Arc<MetricsStore>> {
+        self.inner.metrics_store.get()
     }
 
     pub(crate) fn auth(&self) -> &Authenticator {

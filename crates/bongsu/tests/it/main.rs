@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod logs_api;
 mod receivers;
 mod stream_cli;
 mod syslog;
