@@ -189,11 +189,11 @@ async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: 
         udp_lines,
         cost: _,
     } = batch;
-    let value = syslog_batch(records).encode();
+    let record = Record::new(syslog_batch(records).encode(), clock.now_ms());
     let mut ok = false;
     for attempt in 1..=APPEND_TRIES {
-        let record = Record::new(value.clone(), clock.now_ms());
-        match stream.append(LOGS_TOPIC, None, vec![record]).await {
+        // Cheap: the value is reference-counted.
+        match stream.append(LOGS_TOPIC, None, vec![record.clone()]).await {
             Ok(_) => {
                 ok = true;
                 break;
@@ -219,4 +219,88 @@ async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: 
     };
     counters.add_lines(Transport::Tcp, outcome, tcp_lines);
     counters.add_lines(Transport::Udp, outcome, udp_lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bongsu_ingest::{parse_syslog, Limits};
+    use proptest::prelude::*;
+
+    use crate::syslog::settings::RECORD_SLACK_BYTES;
+
+    fn message() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (
+                0u8..192,
+                "[a-z.]{0,20}",
+                "[a-z]{0,12}",
+                "[0-9]{0,6}",
+                proptest::collection::vec(("[a-z@0-9]{1,10}", "[a-z]{1,8}", "[ -~]{0,20}"), 0..4),
+                "\\PC{0,80}"
+            )
+                .prop_map(|(pri, host, app, pid, sd, msg)| {
+                    let nil = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+                    let sd: String = if sd.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        sd.iter()
+                            .map(|(id, k, v)| {
+                                let v = v
+                                    .replace('\\', "\\\\")
+                                    .replace('"', "\\\"")
+                                    .replace(']', "\\]");
+                                format!("[{id} {k}=\"{v}\"]")
+                            })
+                            .collect()
+                    };
+                    format!(
+                        "<{pri}>1 2024-01-02T03:04:05.123Z {} {} {} - {sd} {msg}",
+                        nil(host),
+                        nil(app),
+                        nil(pid)
+                    )
+                }),
+            ("[0-9]{1,3}", "\\PC{0,100}").prop_map(|(pri, rest)| format!("<{pri}>{rest}")),
+            "\\PC{0,120}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The batcher cuts batches by summed `entry_cost`; the encoded record must never be
+        /// larger than that sum plus the slack, or a batch could exceed `max.message.bytes`.
+        #[test]
+        fn entry_cost_bounds_the_encoded_record(msgs in proptest::collection::vec(message(), 1..40)) {
+            let limits = Limits::default();
+            let records: Vec<SyslogRecord> = msgs
+                .iter()
+                .map(|m| parse_syslog(m.as_bytes(), 1_700_000_000_000_000_000, &limits))
+                .collect();
+            let cost: usize = records.iter().map(entry_cost).sum();
+            let encoded = syslog_batch(records).encode().len();
+            prop_assert!(encoded <= cost + RECORD_SLACK_BYTES, "{encoded} > {cost} + slack");
+        }
+    }
+
+    #[test]
+    fn fit_replaces_oversize_metadata() {
+        let mut r = parse_syslog(
+            format!("<13>1 - h a - - [x@1 k=\"{}\"] m", "v".repeat(5000)).as_bytes(),
+            0,
+            &Limits::default(),
+        );
+        assert!(entry_cost(&r) > 8192);
+        let cost = fit(&mut r, 8192);
+        assert!(cost <= 8192, "{cost}");
+        assert_eq!(
+            r.entry.structured_metadata,
+            vec![Label::new("metadata_truncated", "true")]
+        );
+        assert!(r.entry.line.contains(&"v".repeat(5000)));
+        // A record that fits keeps its metadata.
+        let mut r = parse_syslog(b"<13>1 - h a - - [x@1 k=\"v\"] m", 0, &Limits::default());
+        fit(&mut r, 8192);
+        assert_eq!(r.entry.structured_metadata, vec![Label::new("x@1.k", "v")]);
+    }
 }

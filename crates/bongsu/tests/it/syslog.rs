@@ -471,3 +471,24 @@ fn rsyslog_loses_nothing_when_bongsu_restarts_in_the_middle_of_a_tcp_forward() {
     }
     eprintln!("{N} lines over {runs} runs of bongsu, {duplicates} sent twice by rsyslog");
 }
+
+#[test]
+fn a_busy_syslog_port_stops_the_server_with_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = super::bongsu()
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("BONGSU_SYSLOG_TCP_LISTEN", &addr)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for syslog on tcp {addr}"))
+            && err.contains("syslog.tcp_listen"),
+        "{err}"
+    );
+}
