@@ -1,0 +1,3 @@
+//! Tests of the load generator.
+
+mod workload;
