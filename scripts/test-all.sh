@@ -9,6 +9,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # Debian packages the tests need (peers for end-to-end tests are added here as they arrive).
 APT_PACKAGES=(
     prometheus-node-exporter # node_exporter 1.5: the agent's collectors are compared with it
+    prometheus               # Prometheus 2.42: the metrics differential test compares query answers with it
 )
 
 # Tests that use a peer fail (instead of skipping) when the peer is missing.

@@ -1,3 +1,4 @@
 //! Tests of the load generator.
 
+mod diff_prometheus;
 mod workload;
