@@ -15,6 +15,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "bongsu-loadgen", about = "bongsu's metrics workload generator")]
 struct Cli {
+    /// Bearer token sent with every request.
+    #[arg(long, global = true, env = "BONGSU_LOADGEN_TOKEN")]
+    token: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -199,7 +202,7 @@ fn main() -> Result<()> {
                 concurrency,
                 ..SendOptions::default()
             };
-            let http = client()?;
+            let http = client(cli.token.as_deref())?;
             let gen = || {
                 let mut reqs = w.requests(start, end, hosts_per_request, steps_per_request);
                 std::iter::from_fn(move || reqs.next_with_lane()).map(|(lane, req)| Body {
@@ -258,7 +261,7 @@ fn main() -> Result<()> {
         } => {
             let (start, end) = r.range()?;
             let step = parse_duration_ms(&step)?;
-            let http = client()?;
+            let http = client(cli.token.as_deref())?;
             let mut queries = Vec::new();
             match expr {
                 Some(e) => queries.push(Query::Range {
@@ -324,7 +327,7 @@ fn main() -> Result<()> {
         } => {
             let (start, end) = r.range()?;
             let step = parse_duration_ms(&step)?;
-            let http = client()?;
+            let http = client(cli.token.as_deref())?;
             let mut pass = 0;
             let mut total = 0;
             rt.block_on(async {

@@ -49,11 +49,19 @@ pub struct Body {
     pub lane: usize,
 }
 
-/// Builds the HTTP client used for sending and querying.
-pub fn client() -> Result<reqwest::Client> {
+/// Builds the HTTP client used for sending and querying; with a token, every request
+/// carries `Authorization: Bearer <token>`.
+pub fn client(token: Option<&str>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| Error::Config("the token must be printable ASCII".to_owned()))?;
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(64)
+        .default_headers(headers)
         .build()
         .map_err(|e| Error::Http {
             url: String::new(),

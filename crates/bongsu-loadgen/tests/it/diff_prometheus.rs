@@ -198,7 +198,7 @@ async fn query_set_matches_prometheus_on_the_same_samples() {
     let Some(prom) = start_prometheus(dir.path()) else {
         return;
     };
-    let http = client().unwrap();
+    let http = client(None).unwrap();
     wait_ready(&http, &prom.base).await;
 
     // One hour of 3 hosts (about 1000 series), ending on a whole minute in the recent past
