@@ -27,6 +27,10 @@ pub struct Config {
     pub stream: StreamSettings,
     /// `[ingest]`: receiver limits and saturation.
     pub ingest: IngestSettings,
+    /// `[tsdb]`: the time-series store: retention, out-of-order window, cardinality limits.
+    pub tsdb: TsdbSettings,
+    /// `[query]`: PromQL limits and rollup use.
+    pub query: QuerySettings,
 }
 
 /// `[server]`.
@@ -232,6 +236,80 @@ impl IngestSettings {
     }
 }
 
+/// `[tsdb]`: the time-series store under `<data_dir>/tsdb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsdbSettings {
+    /// How long raw samples are kept.
+    #[serde(with = "duration_text")]
+    pub retention_raw: Duration,
+    /// How long 5-minute rollups are kept.
+    #[serde(with = "duration_text")]
+    pub retention_5m: Duration,
+    /// How long 1-hour rollups are kept.
+    #[serde(with = "duration_text")]
+    pub retention_1h: Duration,
+    /// How far behind a series' newest sample an older sample is still stored; older ones are
+    /// counted and dropped.
+    #[serde(with = "duration_text")]
+    pub ooo_window: Duration,
+    /// Most series in the head (all metrics together).
+    pub max_series: usize,
+    /// Most series in the head with one metric name.
+    pub max_series_per_metric: usize,
+    /// How often full blocks are cut, compacted and rolled up, and retention applied.
+    #[serde(with = "duration_text")]
+    pub compaction_interval: Duration,
+}
+
+impl Default for TsdbSettings {
+    fn default() -> Self {
+        TsdbSettings {
+            retention_raw: Duration::from_secs(15 * 86_400),
+            retention_5m: Duration::from_secs(90 * 86_400),
+            retention_1h: Duration::from_secs(730 * 86_400),
+            ooo_window: Duration::from_secs(600),
+            max_series: 5_000_000,
+            max_series_per_metric: 1_000_000,
+            compaction_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[query]`: PromQL limits and rollup use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// Most samples one query may load.
+    pub max_samples: usize,
+    /// Most series one query may select.
+    pub max_series: usize,
+    /// Longest a query may run.
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// How far back an instant vector selector looks for a sample.
+    #[serde(with = "duration_text")]
+    pub lookback_delta: Duration,
+    /// Read 5-minute and 1-hour rollups for long, aligned queries (see docs/promql.md).
+    pub rollups: bool,
+    /// Queries whose selected time span is shorter than this read raw samples only.
+    #[serde(with = "duration_text")]
+    pub rollup_min_span: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            max_samples: 50_000_000,
+            max_series: 500_000,
+            timeout: Duration::from_secs(120),
+            lookback_delta: Duration::from_secs(300),
+            rollups: true,
+            rollup_min_span: Duration::from_secs(86_400),
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> Error {
     Error::ConfigValue {
         key: key.to_owned(),
@@ -383,6 +461,39 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        self.validate_tsdb_and_query()
+    }
+
+    fn validate_tsdb_and_query(&self) -> Result<()> {
+        let t = &self.tsdb;
+        // Compaction merges windows of up to 7 days and rebuilds rollups from raw samples.
+        if t.retention_raw <= Duration::from_secs(7 * 86_400 + 2 * 3600) {
+            return Err(invalid(
+                "tsdb.retention_raw",
+                "must be longer than 7 days and 2 hours (the longest compaction window plus one block), e.g. \"360h\"",
+            ));
+        }
+        for (key, d) in [
+            ("tsdb.retention_5m", t.retention_5m),
+            ("tsdb.retention_1h", t.retention_1h),
+            ("tsdb.compaction_interval", t.compaction_interval),
+            ("query.timeout", self.query.timeout),
+            ("query.lookback_delta", self.query.lookback_delta),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        for (key, value) in [
+            ("tsdb.max_series", t.max_series),
+            ("tsdb.max_series_per_metric", t.max_series_per_metric),
+            ("query.max_samples", self.query.max_samples),
+            ("query.max_series", self.query.max_series),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         Ok(())
     }
 
@@ -462,6 +573,34 @@ max_line_bytes = 262144
 max_exposition_line_bytes = 65536
 # Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
 max_inflight_requests = 64
+
+[tsdb]
+# How long raw samples, 5-minute rollups and 1-hour rollups are kept (15 days, 90 days, 2 years).
+retention_raw = "360h"
+retention_5m = "2160h"
+retention_1h = "17520h"
+# Samples up to this far behind their series' newest sample are stored; older ones are counted
+# (bongsu_tsdb_out_of_window_samples_total) and dropped.
+ooo_window = "10m"
+# Cardinality limits: series in total and per metric name. A remote_write request that would
+# create more is refused with 400 and nothing of it is stored.
+max_series = 5000000
+max_series_per_metric = 1000000
+# How often full blocks are cut, compacted and rolled up, and retention applied.
+compaction_interval = "1m"
+
+[query]
+# Most samples one query may load, and most series it may select.
+max_samples = 50000000
+max_series = 500000
+# Longest a query may run; longer is 503 with errorType "timeout".
+timeout = "2m"
+# How far back an instant vector selector looks for a sample.
+lookback_delta = "5m"
+# Read 5-minute and 1-hour rollups for long, aligned queries (docs/promql.md says which).
+rollups = true
+# Queries selecting a shorter time span than this read raw samples only.
+rollup_min_span = "24h"
 "#;
 
 /// The sections and their default values, used to find env variables and their types.
@@ -550,6 +689,8 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
             "ingest" => config.ingest = section_from(&section, value)?,
+            "tsdb" => config.tsdb = section_from(&section, value)?,
+            "query" => config.query = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -731,7 +872,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
         assert!(
-            msg.contains("[server], [auth], [stream] and [ingest]"),
+            msg.contains("[server], [auth], [stream], [ingest], [tsdb] and [query]"),
             "{msg}"
         );
     }

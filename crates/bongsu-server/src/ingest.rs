@@ -118,15 +118,18 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
         .map_err(ingest_error)?;
         let limits = state.receivers().limits.clone();
         let body = read_body(req, &limits).await?;
+        let store = state.metrics_store().cloned();
         let decoded = tokio::task::spawn_blocking(move || {
-            decode_remote_write(&body, &limits).map(|rw| {
-                let n = rw.record.sample_count();
-                (rw.record.encode(), n)
-            })
+            let rw = decode_remote_write(&body, &limits).map_err(ingest_error)?;
+            let n = rw.record.sample_count();
+            // Cardinality limits are checked before anything of the request is appended.
+            crate::tsdb_consumer::check_cardinality(store.as_deref(), &rw.record)
+                .map_err(|e| (e, n))?;
+            Ok::<_, Failed>((rw.record.encode(), n))
         })
         .await
         .map_err(join_error)?;
-        let (value, n) = decoded.map_err(ingest_error)?;
+        let (value, n) = decoded?;
         append(&state, r, METRICS_TOPIC, value, n).await?;
         drop(permit);
         Ok(())

@@ -20,17 +20,20 @@ mod config;
 mod error;
 mod ingest;
 mod metrics;
+mod metrics_storage;
 mod process;
+mod prom_api;
 mod routes;
 mod server;
 mod state;
 mod stream;
+mod tsdb_consumer;
 
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, IngestSettings, ServerConfig, StreamSettings, ENV_PREFIX,
-    MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, QuerySettings, ServerConfig, StreamSettings,
+    TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
 pub use metrics::{

@@ -39,6 +39,9 @@ impl Server {
         let state = AppState::new(config, store.clone());
         state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
         state.attach_stream(stream.clone());
+        // Registered before the stream's hook: the store stops consuming and flushes first.
+        let metrics_store = crate::tsdb_consumer::start(&state, stream.clone()).await?;
+        state.attach_metrics_store(metrics_store);
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

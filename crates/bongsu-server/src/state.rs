@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::ingest::Receivers;
 use crate::metrics::{BuildInfo, CounterVec, HistogramVec, MetricsSource, DURATION_BUCKETS};
 use crate::process::ProcessMetrics;
+use crate::tsdb_consumer::MetricsStore;
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type HookFn = Box<dyn FnOnce() -> HookFuture + Send>;
@@ -50,6 +51,7 @@ struct Inner {
     hooks: Mutex<Vec<ShutdownHook>>,
     stream: OnceLock<Arc<dyn Stream>>,
     receivers: Receivers,
+    metrics_store: OnceLock<Arc<MetricsStore>>,
 }
 
 impl fmt::Debug for AppState {
@@ -111,6 +113,7 @@ impl AppState {
                 hooks: Mutex::new(Vec::new()),
                 stream: OnceLock::new(),
                 receivers,
+                metrics_store: OnceLock::new(),
             }),
         }
     }
@@ -177,6 +180,16 @@ impl AppState {
     /// Flips readiness. [`crate::run`] sets it when serving starts and clears it on shutdown.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Attaches the time-series store the query API reads (once).
+    pub(crate) fn attach_metrics_store(&self, store: Arc<MetricsStore>) -> bool {
+        self.inner.metrics_store.set(store).is_ok()
+    }
+
+    /// The time-series store, once attached.
+    pub(crate) fn metrics_store(&self) -> Option<&Arc<MetricsStore>> {
+        self.inner.metrics_store.get()
     }
 
     pub(crate) fn auth(&self) -> &Authenticator {

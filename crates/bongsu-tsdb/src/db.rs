@@ -206,6 +206,24 @@ impl Tsdb {
         self.head.write().append(labels, samples)
     }
 
+    /// Checks, without changing anything, that appending to all of `labels` would stay
+    /// within `max_series` and `max_series_per_metric`; fails with the limit that would be
+    /// broken. Receivers call it before accepting a request.
+    pub fn check_new_series<'a>(&self, labels: impl IntoIterator<Item = &'a Labels>) -> Result<()> {
+        self.head.read().check_new_series(labels)
+    }
+
+    /// Samples appended to the head since open (duplicates and refused samples excluded).
+    pub fn samples_appended_total(&self) -> u64 {
+        self.head.read().samples_total
+    }
+
+    /// Samples ignored because their series already had a sample at that timestamp, since
+    /// open.
+    pub fn duplicates_total(&self) -> u64 {
+        self.head.read().duplicates_total
+    }
+
     /// Tells the store that everything appended so far came from the log up to (not
     /// including) these `(partition, next_offset)` pairs. They become durable, and are
     /// returned by [`Tsdb::applied_offsets`], once the data before them is in blocks.

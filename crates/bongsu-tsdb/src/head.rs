@@ -291,6 +291,51 @@ impl Head {
         Ok(id)
     }
 
+    /// Whether appending to every series in `labels` would keep within the cardinality
+    /// limits: counts the series not yet in the head, per metric name and in total.
+    pub(crate) fn check_new_series<'a>(
+        &self,
+        labels: impl IntoIterator<Item = &'a Labels>,
+    ) -> Result<()> {
+        let mut new_total = 0usize;
+        let mut new_per_metric: HashMap<&str, usize> = HashMap::new();
+        let mut seen: std::collections::HashSet<&Labels> = std::collections::HashSet::new();
+        for l in labels {
+            if !seen.insert(l) {
+                continue;
+            }
+            let exists = self
+                .syms
+                .lookup_labels(l)
+                .is_some_and(|pairs| self.by_pairs.contains_key(&pairs));
+            if exists {
+                continue;
+            }
+            new_total += 1;
+            if self.series.len() + new_total > self.limits.max_series {
+                return Err(Error::SeriesLimit {
+                    limit: self.limits.max_series,
+                });
+            }
+            let metric = l.metric_name().unwrap_or("");
+            let n = new_per_metric.entry(metric).or_default();
+            *n += 1;
+            let have = self
+                .syms
+                .lookup(metric)
+                .and_then(|m| self.per_metric.get(&m))
+                .copied()
+                .unwrap_or(0);
+            if have + *n > self.limits.max_series_per_metric {
+                return Err(Error::MetricSeriesLimit {
+                    metric: metric.to_owned(),
+                    limit: self.limits.max_series_per_metric,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn append(&mut self, labels: &Labels, samples: &[Sample]) -> Result<AppendOutcome> {
         let mut out = AppendOutcome::default();
         if samples.is_empty() {
@@ -512,6 +557,27 @@ mod tests {
 
     fn l(name: &str, i: &str) -> Labels {
         Labels::from_pairs([("__name__", name), ("i", i)]).unwrap()
+    }
+
+    #[test]
+    fn check_new_series_counts_only_new_series_against_the_limits() {
+        // Limits: 3 series in total, 2 per metric.
+        let mut h = head(0);
+        let s = [Sample::new(1, 1.0)];
+        h.append(&l("a", "1"), &s).unwrap();
+        assert!(h.check_new_series([&l("a", "1"), &l("a", "2")]).is_ok());
+        assert!(matches!(
+            h.check_new_series([&l("a", "2"), &l("a", "3")]),
+            Err(Error::MetricSeriesLimit { ref metric, limit: 2 }) if metric == "a"
+        ));
+        // Duplicates in one request count once.
+        assert!(h.check_new_series([&l("b", "1"), &l("b", "1")]).is_ok());
+        assert!(matches!(
+            h.check_new_series([&l("b", "1"), &l("c", "1"), &l("d", "1")]),
+            Err(Error::SeriesLimit { limit: 3 })
+        ));
+        // Nothing changed.
+        assert_eq!(h.num_series(), 1);
     }
 
     #[test]

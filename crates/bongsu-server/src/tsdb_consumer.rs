@@ -1,0 +1,504 @@
+//! The time-series store wired as a consumer of the `metrics` topic.
+//!
+//! [`start`] opens the store under `<data_dir>/tsdb`, starts its compactor and one task per
+//! partition of the `metrics` topic. Each task fetches from the offset the store itself
+//! reports as applied ([`Tsdb::applied_offsets`]: the store's checkpoint is the only truth, the
+//! log is its write-ahead log), decodes [`MetricsRecord`]s, appends them and marks the offsets
+//! applied, all on the blocking pool. It also commits the offsets of the consumer group
+//! `tsdb`, so `bongsu_stream_consumer_lag_records{group="tsdb"}` shows how far behind the
+//! store is. A record that does not decode is logged, counted and skipped.
+//!
+//! The shutdown hook stops the tasks, stops the compactor and persists the head, so that the
+//! next start replays nothing that was already applied.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bongsu_model::{MetricMetadata, MetricsRecord};
+use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
+use bongsu_tsdb::{Compactor, Options, Tsdb};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api_error::{ApiError, ErrorCode};
+use crate::config::{QuerySettings, TsdbSettings};
+use crate::ingest::METRICS_TOPIC;
+use crate::metrics::{MetricKind, MetricsSource, MetricsWriter};
+use crate::state::AppState;
+use crate::{Error, Result};
+
+/// The consumer group whose committed offsets show the store's lag.
+pub(crate) const CONSUMER_GROUP: &str = "tsdb";
+
+/// How long a fetch waits for new records before it polls again.
+const FETCH_WAIT_MS: u64 = 500;
+/// Most bytes fetched from one partition at once.
+const FETCH_MAX_BYTES: usize = 4 << 20;
+/// Pause after a failed fetch before the next try.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Counters of the consumer and of queries, rendered on `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct StoreCounters {
+    pub(crate) records_applied: AtomicU64,
+    pub(crate) bad_records: AtomicU64,
+    pub(crate) samples_appended: AtomicU64,
+    pub(crate) samples_out_of_window: AtomicU64,
+    pub(crate) samples_duplicate: AtomicU64,
+    /// Samples of series the store refused at its cardinality limits.
+    pub(crate) samples_refused: AtomicU64,
+    /// remote_write requests refused by the receiver's cardinality check.
+    pub(crate) cardinality_rejections: AtomicU64,
+    /// Samples read by queries, by source.
+    pub(crate) query_raw_samples: AtomicU64,
+    pub(crate) query_5m_points: AtomicU64,
+    pub(crate) query_1h_points: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The metrics store: the tsdb, the metadata that arrived with samples, counters.
+pub(crate) struct MetricsStore {
+    pub(crate) tsdb: Arc<Tsdb>,
+    /// Latest metadata per metric family, as it arrived (in memory; rebuilt as records
+    /// arrive after a restart).
+    pub(crate) metadata: RwLock<BTreeMap<String, MetricMetadata>>,
+    pub(crate) counters: StoreCounters,
+    pub(crate) query: QuerySettings,
+    compactor: Mutex<Option<Compactor>>,
+}
+
+impl std::fmt::Debug for MetricsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsStore").finish_non_exhaustive()
+    }
+}
+
+/// The `[tsdb]` settings as store options.
+pub(crate) fn tsdb_options(s: &TsdbSettings) -> Options {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    Options {
+        ooo_window_ms: ms(s.ooo_window),
+        max_series: s.max_series,
+        max_series_per_metric: s.max_series_per_metric,
+        retention_raw_ms: ms(s.retention_raw),
+        retention_5m_ms: ms(s.retention_5m),
+        retention_1h_ms: ms(s.retention_1h),
+        ..Options::default()
+    }
+}
+
+impl MetricsStore {
+    /// Opens the store in `dir` (blocking: call it off the async runtime).
+    pub(crate) fn open(
+        dir: &std::path::Path,
+        tsdb: &TsdbSettings,
+        query: &QuerySettings,
+    ) -> Result<MetricsStore> {
+        Ok(MetricsStore::over(
+            Tsdb::open(dir, tsdb_options(tsdb))?,
+            query,
+        ))
+    }
+
+    /// A store over an open tsdb (tests choose its options).
+    pub(crate) fn over(db: Tsdb, query: &QuerySettings) -> MetricsStore {
+        MetricsStore {
+            tsdb: Arc::new(db),
+            metadata: RwLock::new(BTreeMap::new()),
+            counters: StoreCounters::default(),
+            query: query.clone(),
+            compactor: Mutex::new(None),
+        }
+    }
+
+    /// Applies fetched records of `partition` and marks them applied. Returns the next
+    /// offset to fetch. Blocking.
+    pub(crate) fn apply(&self, partition: u32, records: &[StoredRecord]) -> Option<u64> {
+        let last = records.last()?;
+        for r in records {
+            let rec = match MetricsRecord::decode(&r.value) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    add(&self.counters.bad_records, 1);
+                    tracing::warn!(partition, offset = r.offset, error = %e, "skipping a metrics record that does not decode");
+                    continue;
+                }
+            };
+            for s in &rec.series {
+                match self.tsdb.append(&s.labels, &s.samples) {
+                    Ok(o) => {
+                        add(&self.counters.samples_appended, o.appended);
+                        add(&self.counters.samples_out_of_window, o.out_of_window);
+                        add(&self.counters.samples_duplicate, o.duplicates);
+                    }
+                    Err(e) => {
+                        add(&self.counters.samples_refused, s.samples.len() as u64);
+                        tracing::warn!(partition, offset = r.offset, series = %s.labels, error = %e, "series refused by the store");
+                    }
+                }
+            }
+            if !rec.metadata.is_empty() {
+                let mut m = self.metadata.write().unwrap_or_else(|p| p.into_inner());
+                for md in rec.metadata {
+                    m.insert(md.family.clone(), md);
+                }
+            }
+            add(&self.counters.records_applied, 1);
+        }
+        let next = last.offset + 1;
+        self.tsdb.mark_applied(&[(partition, next)]);
+        Some(next)
+    }
+}
+
+/// Refuses a remote_write request that would make the store exceed `tsdb.max_series` or
+/// `tsdb.max_series_per_metric` (400, nothing appended). Series sent in requests that were
+/// accepted but not yet applied by the consumer are not counted yet: the store's own check
+/// at append time is the backstop (`bongsu_tsdb_refused_samples_total`).
+pub(crate) fn check_cardinality(
+    store: Option<&MetricsStore>,
+    record: &MetricsRecord,
+) -> std::result::Result<(), ApiError> {
+    let Some(store) = store else {
+        return Ok(());
+    };
+    let refuse = |message: String| {
+        add(&store.counters.cardinality_rejections, 1);
+        Err(ApiError::new(ErrorCode::BadData, message))
+    };
+    match store
+        .tsdb
+        .check_new_series(record.series.iter().map(|s| &s.labels))
+    {
+        Ok(()) => Ok(()),
+        Err(bongsu_tsdb::Error::MetricSeriesLimit { metric, limit }) => refuse(format!(
+            "request would create more than {limit} series of metric {metric:?} (tsdb.max_series_per_metric): nothing of it was stored; drop high-cardinality labels or raise the limit"
+        )),
+        Err(bongsu_tsdb::Error::SeriesLimit { limit }) => refuse(format!(
+            "request would create more than {limit} series in total (tsdb.max_series): nothing of it was stored; drop high-cardinality labels or raise the limit"
+        )),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}
+
+/// A running consumer: its tasks and the stop signal.
+struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens the store, starts the compactor and the consumer tasks, adds the store's metrics
+/// source and its shutdown hook (register it before the stream's, so the store stops first).
+pub(crate) async fn start(state: &AppState, stream: Arc<dyn Stream>) -> Result<Arc<MetricsStore>> {
+    let config = state.config();
+    let dir = config.server.data_dir.join("tsdb");
+    let (tsdb_settings, query) = (config.tsdb.clone(), config.query.clone());
+    let store =
+        tokio::task::spawn_blocking(move || MetricsStore::open(&dir, &tsdb_settings, &query))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    let store = Arc::new(store);
+    let compactor = store.tsdb.start_compactor(config.tsdb.compaction_interval);
+    *store.compactor.lock().unwrap_or_else(|p| p.into_inner()) = Some(compactor);
+
+    let desc = stream.describe_topic(METRICS_TOPIC).await?;
+    let applied: BTreeMap<u32, u64> = store.tsdb.applied_offsets().into_iter().collect();
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for p in &desc.partitions {
+        let from = applied
+            .get(&p.partition)
+            .copied()
+            .unwrap_or(p.log_start_offset);
+        tracing::info!(
+            partition = p.partition,
+            from,
+            end = p.high_watermark,
+            "tsdb consumer starts"
+        );
+        tasks.push(tokio::spawn(consume(
+            stream.clone(),
+            store.clone(),
+            p.partition,
+            from,
+            stop_rx.clone(),
+        )));
+    }
+    state.add_metrics_source(store.clone());
+    let running = Running { stop, tasks };
+    let hook_store = store.clone();
+    state.add_shutdown_hook("tsdb", move || async move {
+        let _ = running.stop.send(true);
+        for t in running.tasks {
+            let _ = t.await;
+        }
+        let s = hook_store.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            // Dropping the compactor waits for a pass in progress.
+            drop(s.compactor.lock().unwrap_or_else(|p| p.into_inner()).take());
+            s.tsdb.flush()
+        })
+        .await;
+        match done {
+            Ok(Ok(_)) => tracing::info!("tsdb flushed"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "tsdb flush failed: the log is replayed on the next start")
+            }
+            Err(e) => tracing::error!(error = %e, "tsdb flush task failed"),
+        }
+    });
+    Ok(store)
+}
+
+/// Consumes one partition until stopped.
+async fn consume(
+    stream: Arc<dyn Stream>,
+    store: Arc<MetricsStore>,
+    partition: u32,
+    mut offset: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let opts = FetchOptions {
+        max_partition_fetch_bytes: FETCH_MAX_BYTES,
+        fetch_min_bytes: 1,
+        fetch_max_wait_ms: FETCH_WAIT_MS,
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let fetched = tokio::select! {
+            _ = stop.changed() => return,
+            r = stream.fetch(METRICS_TOPIC, partition, offset, opts) => r,
+        };
+        match fetched {
+            Ok(r) if r.records.is_empty() => {}
+            Ok(r) => {
+                let s = store.clone();
+                let applied =
+                    tokio::task::spawn_blocking(move || s.apply(partition, &r.records)).await;
+                match applied {
+                    Ok(Some(next)) => {
+                        offset = next;
+                        let commit = vec![OffsetCommit {
+                            tp: TopicPartition::new(METRICS_TOPIC, partition),
+                            offset,
+                        }];
+                        if let Err(e) = stream.commit_offsets(CONSUMER_GROUP, "", 0, commit).await {
+                            tracing::debug!(error = %e, "cannot commit the tsdb group's offset");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, partition, "tsdb apply task failed");
+                        pause(&mut stop).await;
+                    }
+                }
+            }
+            Err(bongsu_stream::Error::OffsetOutOfRange {
+                log_start,
+                high_watermark,
+                ..
+            }) => {
+                let to = if offset < log_start {
+                    log_start
+                } else {
+                    high_watermark
+                };
+                tracing::warn!(
+                    partition,
+                    offset,
+                    to,
+                    "tsdb consumer offset is outside the retained log: continuing from {to}"
+                );
+                offset = to;
+            }
+            Err(bongsu_stream::Error::Shutdown) => return,
+            Err(e) => {
+                tracing::error!(error = %e, partition, "tsdb consumer cannot fetch: retrying");
+                pause(&mut stop).await;
+            }
+        }
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = stop.changed() => {}
+        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+    }
+}
+
+impl MetricsSource for MetricsStore {
+    fn collect(&self, out: &mut MetricsWriter) {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let counters: [(&str, &str, f64); 7] = [
+            (
+                "bongsu_tsdb_records_applied_total",
+                "Records of the metrics topic applied to the time-series store.",
+                get(&c.records_applied),
+            ),
+            (
+                "bongsu_tsdb_bad_records_total",
+                "Records of the metrics topic skipped because they do not decode.",
+                get(&c.bad_records),
+            ),
+            (
+                "bongsu_tsdb_samples_appended_total",
+                "Samples stored in the time-series store.",
+                get(&c.samples_appended),
+            ),
+            (
+                "bongsu_tsdb_out_of_window_samples_total",
+                "Samples dropped because they were older than tsdb.ooo_window behind their series' newest sample.",
+                get(&c.samples_out_of_window),
+            ),
+            (
+                "bongsu_tsdb_duplicate_samples_total",
+                "Samples ignored because their series already had a sample at that timestamp (replays).",
+                get(&c.samples_duplicate),
+            ),
+            (
+                "bongsu_tsdb_refused_samples_total",
+                "Samples of series the store refused at its cardinality limits.",
+                get(&c.samples_refused),
+            ),
+            (
+                "bongsu_ingest_cardinality_rejections_total",
+                "remote_write requests refused because they would break tsdb.max_series or tsdb.max_series_per_metric.",
+                get(&c.cardinality_rejections),
+            ),
+        ];
+        for (name, help, v) in counters {
+            out.family(name, help, MetricKind::Counter);
+            out.sample(name, &[], v);
+        }
+        out.family(
+            "bongsu_query_samples_read_total",
+            "Samples (raw) or rollup points (5m, 1h) read by PromQL queries.",
+            MetricKind::Counter,
+        );
+        for (source, a) in [
+            ("raw", &c.query_raw_samples),
+            ("5m", &c.query_5m_points),
+            ("1h", &c.query_1h_points),
+        ] {
+            out.sample(
+                "bongsu_query_samples_read_total",
+                &[("source", source)],
+                get(a),
+            );
+        }
+        let mem = self.tsdb.head_memory();
+        out.family(
+            "bongsu_tsdb_head_series",
+            "Series in the head of the time-series store.",
+            MetricKind::Gauge,
+        );
+        out.sample("bongsu_tsdb_head_series", &[], mem.series as f64);
+        out.family(
+            "bongsu_tsdb_head_memory_bytes",
+            "Approximate memory held by the head of the time-series store.",
+            MetricKind::Gauge,
+        );
+        out.sample("bongsu_tsdb_head_memory_bytes", &[], mem.total() as f64);
+        let disk = self.tsdb.disk_usage();
+        out.family(
+            "bongsu_tsdb_disk_bytes",
+            "Bytes of time-series blocks on disk, by kind (raw, rollup).",
+            MetricKind::Gauge,
+        );
+        out.sample(
+            "bongsu_tsdb_disk_bytes",
+            &[("kind", "raw")],
+            disk.raw_bytes as f64,
+        );
+        out.sample(
+            "bongsu_tsdb_disk_bytes",
+            &[("kind", "rollup")],
+            disk.rollup_bytes as f64,
+        );
+        out.family(
+            "bongsu_tsdb_blocks",
+            "Time-series blocks on disk, by kind (raw, rollup).",
+            MetricKind::Gauge,
+        );
+        out.sample(
+            "bongsu_tsdb_blocks",
+            &[("kind", "raw")],
+            disk.raw_blocks as f64,
+        );
+        out.sample(
+            "bongsu_tsdb_blocks",
+            &[("kind", "rollup")],
+            disk.rollup_blocks as f64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bongsu_model::{Labels, Sample, Series};
+
+    fn record(name: &str, samples: &[(i64, f64)]) -> Vec<u8> {
+        MetricsRecord {
+            series: vec![Series {
+                labels: Labels::from_pairs([("__name__", name), ("job", "t")]).unwrap(),
+                samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
+            }],
+            metadata: vec![MetricMetadata {
+                family: name.to_owned(),
+                kind: bongsu_model::MetricKind::Gauge,
+                help: "help".to_owned(),
+                unit: String::new(),
+            }],
+        }
+        .encode()
+    }
+
+    fn stored(offset: u64, value: Vec<u8>) -> StoredRecord {
+        StoredRecord {
+            offset,
+            timestamp_ms: 0,
+            key: None,
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_bad_record_is_counted_and_skipped_and_offsets_advance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricsStore::open(
+            dir.path(),
+            &TsdbSettings::default(),
+            &QuerySettings::default(),
+        )
+        .unwrap();
+        let recs = vec![
+            stored(7, record("a", &[(1_000, 1.0), (2_000, 2.0)])),
+            stored(8, b"not a record".to_vec()),
+            stored(9, record("b", &[(1_000, 5.0)])),
+        ];
+        assert_eq!(store.apply(3, &recs), Some(10));
+        assert_eq!(store.counters.bad_records.load(Ordering::Relaxed), 1);
+        assert_eq!(store.counters.records_applied.load(Ordering::Relaxed), 2);
+        assert_eq!(store.counters.samples_appended.load(Ordering::Relaxed), 3);
+        assert_eq!(store.metadata.read().unwrap().len(), 2);
+        // Replaying the same records stores nothing twice.
+        store.apply(3, &recs);
+        assert_eq!(store.counters.samples_duplicate.load(Ordering::Relaxed), 3);
+        store.tsdb.flush().unwrap();
+        assert_eq!(store.tsdb.applied_offsets(), vec![(3, 10)]);
+        let mut w = MetricsWriter::new();
+        store.collect(&mut w);
+        let text = w.finish();
+        assert!(text.contains("bongsu_tsdb_bad_records_total 2"), "{text}");
+    }
+}
