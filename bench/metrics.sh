@@ -48,6 +48,7 @@ trap cleanup EXIT
 END="$(( $(date +%s) / 60 * 60 ))"
 HIST_END="$(( END - 7200 ))"
 TOKEN=""
+HIST_SAMPLES=1
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -127,8 +128,14 @@ stop_system() {
 disk_bytes() { # name, data dir
     case "$1" in
     bongsu)
-        # The tsdb holds the samples; the stream is the log they came through (retention-bound).
-        du -sb "$2/tsdb" 2>/dev/null | cut -f1 || echo 0
+        # The tsdb's blocks hold the samples once cut (the head is in memory until its
+        # 2-hour block is complete); the stream is the log they came through, kept for
+        # stream.retention_ms and reported apart.
+        if [ -n "$(find "$2/tsdb" -name index -path '*blocks*' 2>/dev/null | head -1)" ]; then
+            du -sb "$2/tsdb" | cut -f1
+        else
+            echo 0
+        fi
         ;;
     prometheus)
         local snap
@@ -177,7 +184,10 @@ run_system() {
         sleep 65
     fi
     local bytes; bytes="$(disk_bytes "$name" "$data")"
-    R[$name,bps]="$(awk -v b="$bytes" -v s="$samples" 'BEGIN {printf "%.3f", b / s}')"
+    R[$name,bps]="$(awk -v b="$bytes" -v s="$samples" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
+    if [ "$name" = bongsu ]; then
+        R[$name,stream_bps]="$(du -sb "$data/stream" 2>/dev/null | awk -v s="$samples" '{printf "%.3f", $1 / s}')"
+    fi
     stop_system
     rm -rf "$data"
 
@@ -186,6 +196,8 @@ run_system() {
     out="$($LG --token "$TOKEN" query-bench --url "$BASE" --end "$HIST_END" --duration "${HISTORY_DAYS}d" --step 1h --rounds 5 \
         --expr 'rate(node_cpu_seconds_total{cpu="0",mode="idle"}[1h])')"
     log "$out"
+    local hbytes; hbytes="$(disk_bytes "$name" "$data")"
+    R[$name,hist_bps]="$(awk -v b="$hbytes" -v s="$HIST_SAMPLES" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
     if [ "$(echo "$out" | field errors)" = 0 ]; then
         R[$name,hist]="$(echo "$out" | field p50_ms)"
     else
@@ -205,6 +217,7 @@ start_system_history() { # name, data dir
     out="$($LG --token "$TOKEN" backfill --hosts 1 --max-series-per-host 4 --end "$HIST_END" --duration "${HISTORY_DAYS}d" \
         --hosts-per-request 1 --steps-per-request 200 --concurrency 1 --url "$WRITE")"
     log "$out"
+    HIST_SAMPLES="$(echo "$out" | field samples)"
     case "$1" in
     vm) curl -fsS "$BASE/internal/force_flush" >/dev/null; sleep 2 ;;
     # Let the compactors run (each ticks once a minute).
@@ -225,7 +238,8 @@ row() { # label, key
 }
 row "ingest samples/s (accepted)" rate
 row "seconds until all queryable" visible
-row "bytes/sample on disk" bps
+row "bytes/sample on disk (store)" bps
+row "bytes/sample of the stream (log)" stream_bps
 row "idle RSS MiB" idle
 row "RSS MiB, 103k-series head" rss
 row "RSS bytes per active series" rss_series
@@ -233,3 +247,4 @@ row "query p50 ms (set, 3 rounds)" p50
 row "query p99 ms" p99
 row "query errors" qerr
 row "6-month 1h-step query p50 ms" hist
+row "bytes/sample, 6-month history" hist_bps

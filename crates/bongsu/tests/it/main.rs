@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod metrics_diff;
 mod receivers;
 mod stream_cli;
 
