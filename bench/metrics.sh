@@ -46,7 +46,7 @@ trap cleanup EXIT
 
 # The workload's time range is fixed once so every system gets identical samples.
 END="$(( $(date +%s) / 60 * 60 ))"
-HIST_END="$(( END - 7200 ))"
+HIST_END="$(( END / 3600 * 3600 - 7200 ))"
 TOKEN=""
 HIST_SAMPLES=1
 
@@ -111,7 +111,7 @@ start_system() { # name, data dir -> sets PID, BASE, WRITE
     esac
     pids+=("$PID")
     WRITE="$BASE/api/v1/write"
-    wait_http "$BASE/-/ready" 60 2>/dev/null || wait_http "$BASE/health" 60
+    if [ "$name" = vm ]; then wait_http "$BASE/health" 60; else wait_http "$BASE/-/ready" 60; fi
 }
 
 stop_system() {
@@ -167,7 +167,7 @@ run_system() {
     R[$name,rate]="$(echo "$out" | field samples_per_s)"
     R[$name,series]="$(echo "$out" | field series)"
     local samples; samples="$(echo "$out" | field samples)"
-    R[$name,visible]="$(wait_visible "$BASE" "$(( HOSTS * 240 ))" 600)"
+    R[$name,visible]="$(wait_visible "$BASE" "$(( HOSTS * 240 ))" 180)"
     local rss series="${R[$name,series]}"
     rss="$(rss_kib "$PID")"
     R[$name,rss]=$(( rss / 1024 ))
