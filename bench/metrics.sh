@@ -86,7 +86,8 @@ start_system() { # name, data dir -> sets PID, BASE, WRITE
     mkdir -p "$data"
     case "$name" in
     bongsu)
-        "$BONGSU" server --listen "127.0.0.1:$BP" --data-dir "$data" >"$data.out" 2>"$data.err" &
+        # Raw samples kept a year, like the peers (-retentionPeriod=1y, retention.time=1y).
+        BONGSU_TSDB_RETENTION_RAW=8760h "$BONGSU" server --listen "127.0.0.1:$BP" --data-dir "$data" >"$data.out" 2>"$data.err" &
         PID=$!; BASE="http://127.0.0.1:$BP"
         local deadline=$(( $(date +%s) + 30 ))
         until grep -q 'listening on' "$data.out" 2>/dev/null; do
