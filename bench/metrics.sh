@@ -17,13 +17,16 @@
 #      series, 180 days at 15 s, sent by remote_write in time order to each).
 #
 # Usage: bench/metrics.sh            (HOSTS=300 HISTORY_DAYS=180 ROUNDS=3 SYSTEMS="bongsu prometheus vm")
+#        BUILD=0 LG=path/to/bongsu-loadgen BONGSU=path/to/bongsu bench/metrics.sh
 # Ports 29400 (bongsu), 29490 (Prometheus), 29428 (VictoriaMetrics) on 127.0.0.1. Needs
 # ~3 GiB free in $TMPDIR, deleted at the end; takes about 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HOSTS="${HOSTS:-300}"
+MINUTES="${MINUTES:-60}"   # length of the ingested window; 4 samples per series per minute
 HISTORY_DAYS="${HISTORY_DAYS:-180}"
+HISTORY_SERIES="${HISTORY_SERIES:-1}"   # node_cpu_seconds_total{cpu="0",mode="idle"} first
 ROUNDS="${ROUNDS:-3}"
 SYSTEMS="${SYSTEMS:-bongsu prometheus vm}"
 BP=29400 PP=29490 VP=29428
@@ -31,9 +34,10 @@ BP=29400 PP=29490 VP=29428
 for tool in prometheus victoria-metrics curl; do
     command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install prometheus victoria-metrics curl" >&2; exit 1; }
 done
-cargo build --release --locked -p bongsu -p bongsu-loadgen >&2
-LG=./target/release/bongsu-loadgen
-BONGSU=./target/release/bongsu
+# BUILD=0 with LG=... BONGSU=... runs prebuilt binaries instead.
+if [ "${BUILD:-1}" = 1 ]; then cargo build --release --locked -p bongsu -p bongsu-loadgen >&2; fi
+LG="${LG:-./target/release/bongsu-loadgen}"
+BONGSU="${BONGSU:-./target/release/bongsu}"
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bongsu-bench-metrics.XXXXXX")"
 pids=()
@@ -160,22 +164,22 @@ run_system() {
     sleep 5
     R[$name,idle]=$(( $(rss_kib "$PID") / 1024 ))
 
-    log "$name: ingest $HOSTS hosts x 1 h"
+    log "$name: ingest $HOSTS hosts x $MINUTES min"
     local out
-    out="$($LG --token "$TOKEN" backfill --hosts "$HOSTS" --end "$END" --duration 1h \
+    out="$($LG --token "$TOKEN" backfill --hosts "$HOSTS" --end "$END" --duration "${MINUTES}m" \
         --hosts-per-request 4 --steps-per-request 8 --concurrency 4 --pregenerate --url "$WRITE")"
     log "$out"
     R[$name,rate]="$(echo "$out" | field samples_per_s)"
     R[$name,series]="$(echo "$out" | field series)"
     local samples; samples="$(echo "$out" | field samples)"
-    R[$name,visible]="$(wait_visible "$BASE" "$(( HOSTS * 240 ))" 180)"
+    R[$name,visible]="$(wait_visible "$BASE" "$(( HOSTS * MINUTES * 4 ))" 180)"
     local rss series="${R[$name,series]}"
     rss="$(rss_kib "$PID")"
     R[$name,rss]=$(( rss / 1024 ))
     R[$name,rss_series]=$(( rss * 1024 / series ))
 
     log "$name: queries"
-    out="$($LG --token "$TOKEN" query-bench --url "$BASE" --end "$END" --duration 1h --step 60s --rounds "$ROUNDS")"
+    out="$($LG --token "$TOKEN" query-bench --url "$BASE" --end "$END" --duration "${MINUTES}m" --step 60s --rounds "$ROUNDS")"
     log "$out"
     R[$name,p50]="$(echo "$out" | field p50_ms)"; R[$name,p99]="$(echo "$out" | field p99_ms)"
     R[$name,qerr]="$(echo "$out" | field errors)"
@@ -215,7 +219,7 @@ start_system_history() { # name, data dir
     # block (2160 passes for 6 months), which does not finish in this benchmark's time.
     start_system "$1" "$2"
     local out
-    out="$($LG --token "$TOKEN" backfill --hosts 1 --max-series-per-host 4 --end "$HIST_END" --duration "${HISTORY_DAYS}d" \
+    out="$($LG --token "$TOKEN" backfill --hosts 1 --max-series-per-host "$HISTORY_SERIES" --end "$HIST_END" --duration "${HISTORY_DAYS}d" \
         --hosts-per-request 1 --steps-per-request 200 --concurrency 1 --url "$WRITE")"
     log "$out"
     HIST_SAMPLES="$(echo "$out" | field samples)"
@@ -227,7 +231,7 @@ start_system_history() { # name, data dir
 }
 
 echo "# metrics, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -r)"
-echo "# workload: $HOSTS hosts x 344 series, 1 h at 15 s; history: 4 series x ${HISTORY_DAYS} d at 15 s"
+echo "# workload: $HOSTS hosts x 344 series, $MINUTES min at 15 s; history: $HISTORY_SERIES series x ${HISTORY_DAYS} d at 15 s"
 for s in $SYSTEMS; do run_system "$s"; done
 
 printf '\n%-34s' "figure"; for s in $SYSTEMS; do printf '%14s' "$s"; done; printf '%14s\n' "bongsu/prom"
