@@ -11,7 +11,7 @@ APT_PACKAGES=(
     prometheus-node-exporter # node_exporter 1.5: the agent's collectors are compared with it
     rsyslog # rsyslog 8.2302: forwards files to the syslog receivers (crates/bongsu/tests/it/syslog.rs)
     python3-venv             # a virtualenv for the PyPI peers below
-    prometheus # Prometheus 2.42 agent + promtool: remote_write into bongsu, query its API
+    prometheus               # Prometheus 2.42 agent + promtool: remote_write into bongsu, query its API; differential oracle
 )
 
 # PyPI packages the tests need, installed into a virtualenv under target/peers (the tests look

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 mod logs_api;
 mod metrics_api;
+mod metrics_diff;
 mod receivers;
 mod stream_cli;
 mod syslog;

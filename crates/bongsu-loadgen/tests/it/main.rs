@@ -1,0 +1,5 @@
+//! Tests of the load generator.
+
+mod compare;
+mod diff_prometheus;
+mod workload;
