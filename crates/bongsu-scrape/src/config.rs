@@ -244,7 +244,11 @@ impl ScrapeConfig {
             }
         }
         let g_interval = raw.global.scrape_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
-        let g_timeout = raw.global.scrape_timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        // An unset timeout is the default one capped at the interval, as in Prometheus.
+        let g_timeout = raw
+            .global
+            .scrape_timeout
+            .map_or(DEFAULT_TIMEOUT.min(g_interval), |d| d.0);
         if g_interval.is_zero() {
             return Err(Error::config("global.scrape_interval must be positive"));
         }
@@ -526,6 +530,9 @@ scrape_configs:
         assert_eq!(c.jobs[0].scrape_interval, Duration::from_secs(60));
         assert_eq!(c.jobs[0].scrape_timeout, Duration::from_secs(10));
         assert!(parse("").unwrap().jobs.is_empty());
+        let c = parse("global: {scrape_interval: 2s}\nscrape_configs:\n  - job_name: x\n").unwrap();
+        assert_eq!(c.jobs[0].scrape_timeout, Duration::from_secs(2));
+        assert!(parse("global: {scrape_interval: 2s, scrape_timeout: 3s}\n").is_err());
     }
 
     #[test]

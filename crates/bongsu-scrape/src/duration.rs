@@ -141,4 +141,19 @@ mod tests {
         assert!(parse_bytes("1.5MB").is_err());
         assert!(parse_bytes("10mb").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn format_then_parse_round_trips(ms in 0u64..(1 << 45)) {
+            let d = Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,12}") {
+            let _ = parse_duration(&s);
+            let _ = parse_bytes(&s);
+        }
+    }
 }

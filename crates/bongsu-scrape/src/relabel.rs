@@ -534,4 +534,31 @@ mod tests {
             err("- source_labels: ['1bad']\n  target_label: x\n").contains("invalid source label")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Any rule that compiles can be applied to any label set without panicking, and the
+        /// result is a valid label set (sorted, unique names, no empty values).
+        #[test]
+        fn any_rule_on_any_labels(
+            action in proptest::sample::select(vec!["replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase"]),
+            regex in "[a-c().*$|]{0,6}",
+            replacement in "[a-c$0-9{}_]{0,6}",
+            pairs in proptest::collection::btree_map("[a-c_]{1,3}", "[a-c]{0,3}", 0..5),
+        ) {
+            let yaml = format!(
+                "- action: {action}\n  regex: '{regex}'\n  source_labels: [a, b]\n  target_label: t\n  replacement: '{replacement}'\n  modulus: 3\n"
+            );
+            let yaml_label_only = format!("- action: {action}\n  regex: '{regex}'\n");
+            let rules = parse_relabel_rules(&yaml).or_else(|_| parse_relabel_rules(&yaml_label_only));
+            if let Ok(rules) = rules {
+                let mut l = Labels::from_pairs(pairs).unwrap();
+                if relabel(&mut l, &rules) {
+                    let v = l.as_slice();
+                    proptest::prop_assert!(v.windows(2).all(|w| w[0].name < w[1].name));
+                    proptest::prop_assert!(v.iter().all(|x| !x.value.is_empty() && is_label_name(&x.name)));
+                }
+            }
+        }
+    }
 }
