@@ -27,6 +27,8 @@ pub struct Config {
     pub stream: StreamSettings,
     /// `[ingest]`: receiver limits and saturation.
     pub ingest: IngestSettings,
+    /// `[scrape]`: Prometheus-style scraping.
+    pub scrape: ScrapeSettings,
 }
 
 /// `[server]`.
@@ -230,6 +232,15 @@ impl IngestSettings {
             max_exposition_line_bytes: self.max_exposition_line_bytes,
         }
     }
+}
+
+/// `[scrape]`: scraping targets into the `metrics` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeSettings {
+    /// A file in Prometheus's `prometheus.yml` format (`global`, `scrape_configs`); empty
+    /// means no scraping. Read at start and on SIGHUP (format in `docs/scrape.md`).
+    pub config_file: PathBuf,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> Error {
@@ -462,6 +473,11 @@ max_line_bytes = 262144
 max_exposition_line_bytes = 65536
 # Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
 max_inflight_requests = 64
+
+[scrape]
+# A scrape config in Prometheus's format (global + scrape_configs, see docs/scrape.md), e.g.
+# "scrape.yml"; empty = no scraping. Reloaded on SIGHUP.
+config_file = ""
 "#;
 
 /// The sections and their default values, used to find env variables and their types.
@@ -550,6 +566,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
             "ingest" => config.ingest = section_from(&section, value)?,
+            "scrape" => config.scrape = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -731,7 +748,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
         assert!(
-            msg.contains("[server], [auth], [stream] and [ingest]"),
+            msg.contains("[server], [auth], [stream], [ingest] and [scrape]"),
             "{msg}"
         );
     }

@@ -18,7 +18,7 @@ pub enum Error {
     ConfigSection { section: String, message: String },
     /// A top-level key is not one of the known sections.
     #[error(
-        "config has unknown section or key `{0}`: the sections are [server], [auth], [stream] and [ingest]"
+        "config has unknown section or key `{0}`: the sections are [server], [auth], [stream], [ingest] and [scrape]"
     )]
     ConfigUnknownSection(String),
     /// A value parsed but is out of range or inconsistent.

@@ -12,6 +12,8 @@
 //!   given to [`AppState::attach_stream`], answering 204 once it is durable.
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
+//! - Scraping: with `scrape.config_file` set, `bongsu-scrape` scrapes the targets of that
+//!   Prometheus-format file into the `metrics` topic (reloaded on SIGHUP).
 
 mod api_error;
 mod auth;
@@ -22,6 +24,7 @@ mod ingest;
 mod metrics;
 mod process;
 mod routes;
+mod scrape;
 mod server;
 mod state;
 mod stream;
@@ -29,8 +32,8 @@ mod stream;
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, IngestSettings, ServerConfig, StreamSettings, ENV_PREFIX,
-    MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, ScrapeSettings, ServerConfig, StreamSettings,
+    ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
 pub use metrics::{

@@ -2,6 +2,7 @@
 //! or through `run` on a real loopback listener.
 
 mod ingest;
+mod scrape;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
