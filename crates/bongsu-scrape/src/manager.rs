@@ -342,12 +342,7 @@ async fn run_target(
     mut stop: watch::Receiver<Stop>,
 ) {
     let key = target.key();
-    let ctx = Context {
-        target: &target,
-        job: &job,
-        external_labels: &shared.external_labels,
-        limits: &shared.limits,
-    };
+    let target = Arc::new(target);
     let mut cache = SeriesCache::default();
     let first = Instant::now() + align(shared.clock.now_ms(), target.interval, target.offset());
     let mut ticker = tokio::time::interval_at(first, target.interval);
@@ -367,7 +362,31 @@ async fn run_target(
             why = stopped(&mut stop) => break why,
             f = fetcher.fetch(&target.url, target.timeout) => f,
         };
-        let outcome = cache.scrape(&ctx, ts, fetched, started.elapsed());
+        let elapsed = started.elapsed();
+        // Parsing and relabeling a large exposition is CPU work: off the async runtime.
+        let (t, j, sh) = (target.clone(), job.clone(), shared.clone());
+        let parsed = tokio::task::spawn_blocking(move || {
+            let ctx = Context {
+                target: &t,
+                job: &j,
+                external_labels: &sh.external_labels,
+                limits: &sh.limits,
+            };
+            let outcome = cache.scrape(&ctx, ts, fetched, elapsed);
+            (cache, outcome)
+        })
+        .await;
+        let outcome = match parsed {
+            Ok((c, outcome)) => {
+                cache = c;
+                outcome
+            }
+            Err(e) => {
+                tracing::error!(job = %job.job_name, url = %target.url, error = %e, "scrape task failed");
+                cache = SeriesCache::default();
+                continue;
+            }
+        };
         let up = outcome.error.is_none();
         if let Some(e) = &outcome.error {
             if was_up {
@@ -397,6 +416,12 @@ async fn run_target(
         );
     };
     if why == Stop::Removed {
+        let ctx = Context {
+            target: &target,
+            job: &job,
+            external_labels: &shared.external_labels,
+            limits: &shared.limits,
+        };
         let ts = shared.clock.now_ms().max(last_ts.saturating_add(1));
         if let Some(rec) = cache.end_of_run(&ctx, ts) {
             if let Err(e) = shared.sink.append(rec).await {
