@@ -103,6 +103,7 @@ pub(crate) struct TargetState {
     pub(crate) content_type: String,
     pub(crate) status: u16,
     pub(crate) last_headers: Option<HeaderMap>,
+    pub(crate) last_query: Option<String>,
     pub(crate) requests: u64,
 }
 
@@ -121,11 +122,13 @@ impl Drop for TestTarget {
 
 async fn serve(
     State(state): State<Arc<Mutex<TargetState>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let mut s = state.lock().unwrap();
     s.requests += 1;
     s.last_headers = Some(headers);
+    s.last_query = uri.query().map(str::to_owned);
     let status = StatusCode::from_u16(s.status).unwrap_or(StatusCode::OK);
     (
         status,

@@ -276,3 +276,56 @@ async fn reload_stops_removed_jobs_and_starts_new_ones() {
     assert_eq!(snap[0].job, "two");
     scraper.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_params_are_sent() {
+    let basic = TestTarget::start("m 1\n").await;
+    let bearer = TestTarget::start("m 1\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let yaml = format!(
+        r#"
+scrape_configs:
+  - job_name: basic
+    scrape_interval: 200ms
+    params: {{module: [a, b]}}
+    basic_auth: {{username: me, password_file: pw}}
+    static_configs: [{{targets: ['{}']}}]
+    relabel_configs:
+      - {{target_label: __param_module, replacement: first}}
+  - job_name: bearer
+    scrape_interval: 200ms
+    bearer_token: tok
+    static_configs: [{{targets: ['{}']}}]
+"#,
+        basic.addr, bearer.addr
+    );
+    let s = stream().await;
+    let scraper = Scraper::start(
+        config(&yaml, dir.path()),
+        Arc::new(StreamSink(s.clone())),
+        ScrapeOptions::default(),
+    );
+    wait_for(&s, "both jobs scraped", |r| {
+        ["basic", "bearer"].iter().all(|j| {
+            r.iter()
+                .any(|x| find(x, "up", &[("job", j)]).is_some_and(|v| v.value == 1.0))
+        })
+    })
+    .await;
+    scraper.shutdown().await;
+    let st = basic.state.lock().unwrap();
+    // "me:s3cret" in base64; the file's trailing newline is not part of the password.
+    assert_eq!(
+        st.last_headers.as_ref().unwrap()["authorization"],
+        "Basic bWU6czNjcmV0"
+    );
+    // __param_module replaced the first value; the second stays.
+    assert_eq!(st.last_query.as_deref(), Some("module=first&module=b"));
+    let st = bearer.state.lock().unwrap();
+    assert_eq!(
+        st.last_headers.as_ref().unwrap()["authorization"],
+        "Bearer tok"
+    );
+    assert_eq!(st.last_query, None);
+}
