@@ -36,6 +36,8 @@ pub struct Config {
     pub syslog: SyslogSettings,
     /// `[logs]`: the log store and the Loki query API.
     pub logs: crate::logs_config::LogsSettings,
+    /// `[scrape]`: Prometheus-style scraping.
+    pub scrape: ScrapeSettings,
 }
 
 /// `[server]`.
@@ -313,6 +315,15 @@ impl Default for QuerySettings {
             rollup_min_span: Duration::from_secs(86_400),
         }
     }
+}
+
+/// `[scrape]`: scraping targets into the `metrics` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeSettings {
+    /// A file in Prometheus's `prometheus.yml` format (`global`, `scrape_configs`); empty
+    /// means no scraping. Read at start and on SIGHUP (format in `docs/scrape.md`).
+    pub config_file: PathBuf,
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> Error {
@@ -653,11 +664,16 @@ maintain_interval = "1s"
 # Entries a log query returns without a limit, and the largest limit allowed.
 default_limit = 100
 max_entries_limit = 5000
+
+[scrape]
+# A scrape config in Prometheus's format (global + scrape_configs, see docs/scrape.md), e.g.
+# "scrape.yml"; empty = no scraping. Reloaded on SIGHUP.
+config_file = ""
 "#;
 
 /// The config file's sections, as the unknown-section error lists them.
 pub(crate) const SECTION_NAMES: &str =
-    "[server], [auth], [stream], [ingest], [tsdb], [query], [syslog] and [logs]";
+    "[server], [auth], [stream], [ingest], [tsdb], [query], [syslog], [logs] and [scrape]";
 
 /// The sections and their default values, used to find env variables and their types.
 fn default_table() -> toml::Table {
@@ -749,6 +765,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "query" => config.query = section_from(&section, value)?,
             "syslog" => config.syslog = section_from(&section, value)?,
             "logs" => config.logs = section_from(&section, value)?,
+            "scrape" => config.scrape = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }

@@ -14,6 +14,8 @@
 //!   into the `logs` topic; off unless a listen address is configured.
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
+//! - Scraping: with `scrape.config_file` set, `bongsu-scrape` scrapes the targets of that
+//!   Prometheus-format file into the `metrics` topic (reloaded on SIGHUP).
 
 mod api_error;
 mod auth;
@@ -29,6 +31,7 @@ mod metrics_storage;
 mod process;
 mod prom_api;
 mod routes;
+mod scrape;
 mod server;
 mod state;
 mod stream;
@@ -38,8 +41,8 @@ mod tsdb_consumer;
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    AuthConfig, Compression, Config, IngestSettings, QuerySettings, ServerConfig, StreamSettings,
-    TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
+    AuthConfig, Compression, Config, IngestSettings, QuerySettings, ScrapeSettings, ServerConfig,
+    StreamSettings, TsdbSettings, ENV_PREFIX, MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
 pub use logs_config::LogsSettings;

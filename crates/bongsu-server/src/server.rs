@@ -46,6 +46,8 @@ impl Server {
         crate::syslog::attach(&state, stream.clone()).await?;
         // Before the stream's hook: the logs consumer's hook still fetches and commits.
         crate::logs_consumer::start(&state, stream.clone()).await?;
+        // Before the stream's hook: scraping stops before the stream closes.
+        crate::scrape::start(&state, stream.clone()).await?;
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

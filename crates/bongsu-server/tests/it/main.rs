@@ -2,6 +2,7 @@
 //! or through `run` on a real loopback listener.
 
 mod ingest;
+mod scrape;
 mod syslog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
