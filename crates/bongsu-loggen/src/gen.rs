@@ -581,7 +581,7 @@ impl Generator {
 
     fn trace(&mut self) -> u128 {
         let slot = self.rng.below(self.traces.len() as u64) as usize;
-        if self.rng.chance(0.35) {
+        if self.rng.chance(0.2) {
             self.traces[slot] =
                 u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64());
         }
@@ -755,7 +755,8 @@ impl Generator {
         };
         let ms = self.millis();
         let trace = self.trace();
-        let span = self.rng.next_u64();
+        // One span per service hop: a service logging twice within a trace keeps its span.
+        let span = mix((trace as u64) ^ (i as u64 / 2 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let t = &mut out.text;
         t.push_str("{\"ts\":\"");
         t.push_str(&self.ts_iso_t);
