@@ -9,7 +9,12 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 # Debian packages the tests need (peers for end-to-end tests are added here as they arrive).
 APT_PACKAGES=(
     prometheus-node-exporter # node_exporter 1.5: the agent's collectors are compared with it
+    python3-venv             # a virtualenv for the PyPI peers below
 )
+
+# PyPI packages the tests need, installed into a virtualenv under target/peers (the tests look
+# there): python-logging-loki is a real Loki push client (crates/bongsu/tests/it/logs_api.rs).
+PYLOKI_VENV=target/peers/pyloki
 
 # Tests that use a peer fail (instead of skipping) when the peer is missing.
 export BONGSU_REQUIRE_PEERS=1
@@ -31,8 +36,18 @@ install_deps() {
     fi
 }
 
+# Creates the PyPI peers' virtualenv when the package is missing from it.
+install_py_peers() {
+    if ! "$PYLOKI_VENV/bin/python" -c 'import logging_loki' 2>/dev/null; then
+        log "installing python-logging-loki into $PYLOKI_VENV"
+        python3 -m venv "$PYLOKI_VENV"
+        "$PYLOKI_VENV/bin/pip" install -q python-logging-loki
+    fi
+}
+
 main() {
     install_deps
+    install_py_peers
 
     log "format"
     cargo fmt --all -- --check

@@ -21,12 +21,14 @@ mod error;
 mod logql;
 mod pipeline;
 mod query;
+mod record;
 mod result;
 mod segment;
 mod store;
 mod tokens;
 
 pub use error::{Error, Result};
+pub use record::RejectedStream;
 pub use result::{
     format_value, series_to_loki_json, strings_to_loki_json, to_loki_json, Direction, MatrixSeries,
     QueryResult, QueryStats, ResultData, StreamEntries, VectorSample,

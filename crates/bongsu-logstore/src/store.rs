@@ -243,7 +243,7 @@ pub struct LogStore {
     pub(crate) segments: BTreeMap<u64, Segment>,
     next_seq: u64,
     /// Per partition, the offset after the last record applied in memory.
-    applied: BTreeMap<u32, u64>,
+    pub(crate) applied: BTreeMap<u32, u64>,
     /// The replay offsets in the last checkpoint.
     durable: BTreeMap<u32, u64>,
     head_bytes: usize,

@@ -27,6 +27,8 @@ pub struct Config {
     pub stream: StreamSettings,
     /// `[ingest]`: receiver limits and saturation.
     pub ingest: IngestSettings,
+    /// `[logs]`: the log store and the Loki query API.
+    pub logs: crate::logs_config::LogsSettings,
 }
 
 /// `[server]`.
@@ -383,6 +385,7 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        self.logs.validate()?;
         Ok(())
     }
 
@@ -462,6 +465,26 @@ max_line_bytes = 262144
 max_exposition_line_bytes = 65536
 # Requests each receiver (remote_write, Loki push) handles at once; more get 429 + Retry-After.
 max_inflight_requests = 64
+
+[logs]
+# Delete stored logs older than this (7 days); "0s" keeps them forever.
+retention = "168h"
+# Delete the oldest stored logs while the store is larger than this; -1 = no size limit.
+retention_bytes = -1
+# How far behind its stream's newest entry an entry may be and still be stored.
+out_of_order_window = "1h"
+# Most streams (distinct stream label sets); a push creating more gets 400.
+max_streams = 10000
+# Most labels per stream, and the longest stream label name or value in bytes; more gets 400.
+max_labels_per_stream = 15
+max_label_bytes = 1024
+# Write stored lines to a segment at least this often (replay after a crash starts there).
+flush_interval = "60s"
+# How often the store cuts chunks, writes due segments and applies retention.
+maintain_interval = "1s"
+# Entries a log query returns without a limit, and the largest limit allowed.
+default_limit = 100
+max_entries_limit = 5000
 "#;
 
 /// The sections and their default values, used to find env variables and their types.
@@ -550,6 +573,7 @@ fn from_table(table: toml::Table) -> Result<Config> {
             "auth" => config.auth = section_from(&section, value)?,
             "stream" => config.stream = section_from(&section, value)?,
             "ingest" => config.ingest = section_from(&section, value)?,
+            "logs" => config.logs = section_from(&section, value)?,
             _ => return Err(Error::ConfigUnknownSection(section)),
         }
     }
@@ -731,7 +755,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("`serve`"), "{msg}");
         assert!(
-            msg.contains("[server], [auth], [stream] and [ingest]"),
+            msg.contains("[server], [auth], [stream], [ingest] and [logs]"),
             "{msg}"
         );
     }

@@ -18,7 +18,7 @@ pub enum Error {
     ConfigSection { section: String, message: String },
     /// A top-level key is not one of the known sections.
     #[error(
-        "config has unknown section or key `{0}`: the sections are [server], [auth], [stream] and [ingest]"
+        "config has unknown section or key `{0}`: the sections are [server], [auth], [stream], [ingest] and [logs]"
     )]
     ConfigUnknownSection(String),
     /// A value parsed but is out of range or inconsistent.
@@ -33,6 +33,9 @@ pub enum Error {
     /// The embedded stream failed to open or to create a topic.
     #[error(transparent)]
     Stream(#[from] bongsu_stream::Error),
+    /// The log store failed to open or to flush.
+    #[error(transparent)]
+    LogStore(#[from] bongsu_logstore::Error),
     /// The listen address could not be bound.
     #[error(
         "cannot listen on {addr}: {source}: pick a free address with --listen or server.listen"

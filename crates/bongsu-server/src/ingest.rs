@@ -146,18 +146,25 @@ pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Re
             header_str(headers, header::CONTENT_ENCODING.as_str())?.map(str::to_owned);
         let limits = state.receivers().limits.clone();
         let body = read_body(req, &limits).await?;
+        let logs = state.logs().cloned();
         let decoded = tokio::task::spawn_blocking(move || {
-            decode_loki_push(
+            let rec = decode_loki_push(
                 &body,
                 content_type.as_deref(),
                 content_encoding.as_deref(),
                 &limits,
             )
-            .map(|rec| (rec.encode(), rec.entry_count()))
+            .map_err(ingest_error)?;
+            // Stream label limits of the log store ([logs]), before anything is appended.
+            if let Some(logs) = logs {
+                logs.check_push(&rec)
+                    .map_err(|m| (ApiError::new(ErrorCode::BadData, m), rec.entry_count()))?;
+            }
+            Ok::<_, Failed>((rec.encode(), rec.entry_count()))
         })
         .await
         .map_err(join_error)?;
-        let (value, n) = decoded.map_err(ingest_error)?;
+        let (value, n) = decoded?;
         append(&state, r, LOGS_TOPIC, value, n).await?;
         drop(permit);
         Ok(())

@@ -19,6 +19,9 @@ mod clock;
 mod config;
 mod error;
 mod ingest;
+mod logs_config;
+mod logs_consumer;
+mod loki_api;
 mod metrics;
 mod process;
 mod routes;
@@ -33,6 +36,7 @@ pub use config::{
     MAX_TOKEN_CACHE_TTL,
 };
 pub use error::{Error, Result};
+pub use logs_config::LogsSettings;
 pub use metrics::{
     render as render_metrics, BuildInfo, Counter, CounterVec, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricKind, MetricsSource, MetricsWriter, DURATION_BUCKETS, TEXT_CONTENT_TYPE,

@@ -39,6 +39,8 @@ impl Server {
         let state = AppState::new(config, store.clone());
         state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
         state.attach_stream(stream.clone());
+        // Before the stream's hook: the logs consumer's hook still fetches and commits.
+        crate::logs_consumer::start(&state, stream.clone()).await?;
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

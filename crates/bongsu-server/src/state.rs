@@ -49,6 +49,7 @@ struct Inner {
     http: HttpMetrics,
     hooks: Mutex<Vec<ShutdownHook>>,
     stream: OnceLock<Arc<dyn Stream>>,
+    logs: OnceLock<Arc<crate::logs_consumer::Logs>>,
     receivers: Receivers,
 }
 
@@ -110,6 +111,7 @@ impl AppState {
                 http,
                 hooks: Mutex::new(Vec::new()),
                 stream: OnceLock::new(),
+                logs: OnceLock::new(),
                 receivers,
             }),
         }
@@ -167,6 +169,17 @@ impl AppState {
     /// The stream the receivers append to, once attached.
     pub fn stream(&self) -> Option<&Arc<dyn Stream>> {
         self.inner.stream.get()
+    }
+
+    /// Attaches the log store the Loki query API reads and the push receiver checks stream
+    /// limits against (once; later calls are ignored). Until then the query API answers 503.
+    pub(crate) fn attach_logs(&self, logs: Arc<crate::logs_consumer::Logs>) {
+        let _ = self.inner.logs.set(logs);
+    }
+
+    /// The log store, once attached.
+    pub(crate) fn logs(&self) -> Option<&Arc<crate::logs_consumer::Logs>> {
+        self.inner.logs.get()
     }
 
     /// Whether `/-/ready` answers 200.

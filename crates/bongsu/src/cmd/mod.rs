@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod config;
+pub(crate) mod logs;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod token;
@@ -30,6 +31,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: stream::StreamCommand,
     },
+    /// Query or live-tail logs of a running server (LogQL over its Loki API).
+    Logs(logs::LogsArgs),
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<()> {
@@ -41,6 +44,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<()> {
             let config = config.load(None)?;
             stream::run(cmd, &config.server.stream_dir())
         }
+        Command::Logs(args) => logs::run(args),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod logs_api;
 mod receivers;
 mod stream_cli;
 
@@ -67,9 +68,15 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &Path) -> Running {
+        Running::start_with_env(data_dir, &[])
+    }
+
+    /// Like [`Running::start`] with `BONGSU_*` configuration variables.
+    fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Running {
         let mut child = bongsu()
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
