@@ -184,8 +184,14 @@ impl LogStore {
                 let meta = chunk.metadata(i);
                 let ts = chunk.ts[i];
                 let raw = chunk.line(i);
-                // Lines were valid UTF-8 when written and the chunk was verified on decode.
-                let line = std::str::from_utf8(raw).unwrap_or_default();
+                // Lines were valid UTF-8 when written; the chunk's CRC held, so a line that is
+                // not is a bug of the writer, reported rather than returned garbled.
+                let line = std::str::from_utf8(raw).map_err(|_| {
+                    crate::error::corrupt(
+                        "<chunk>",
+                        format!("line {i} of a chunk of stream {stream} is not valid UTF-8"),
+                    )
+                })?;
                 let out = if p.rest.is_empty() && meta.is_empty() {
                     Out {
                         ts,
