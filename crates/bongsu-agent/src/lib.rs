@@ -19,6 +19,7 @@ mod metrics;
 mod paths;
 mod ports;
 mod processes;
+mod protocol;
 mod state_file;
 mod tail;
 
@@ -43,4 +44,8 @@ pub use metrics::{MetricKind, MetricMeta, Metrics};
 pub use paths::HostPaths;
 pub use ports::{listening_sockets, ListeningSocket, PortCollector};
 pub use processes::ProcessCollector;
+pub use protocol::{
+    decode_batch, decode_header, Batch, BatchHeader, BatchLimits, DecodedBatch, Heartbeat,
+    BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, PART_LOGS, PART_METRICS,
+};
 pub use tail::{Tailer, TailerStats};
