@@ -20,6 +20,7 @@ mod paths;
 mod ports;
 mod processes;
 mod protocol;
+mod queue;
 mod state_file;
 mod tail;
 
@@ -48,4 +49,5 @@ pub use protocol::{
     decode_batch, decode_header, Batch, BatchHeader, BatchLimits, DecodedBatch, Heartbeat,
     BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, PART_LOGS, PART_METRICS,
 };
+pub use queue::{DiskQueue, QueueConfig, QueueStats, QueuedBatch};
 pub use tail::{Tailer, TailerStats};
