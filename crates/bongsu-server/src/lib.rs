@@ -10,9 +10,13 @@
 //! - Receivers: `POST /api/v1/write` (remote_write 1.0) and `POST /loki/api/v1/push` decode
 //!   with `bongsu-ingest` and append one record to the `metrics` / `logs` topic of the stream
 //!   given to [`AppState::attach_stream`], answering 204 once it is durable.
+//! - Agents: `POST /api/v1/agent/push` (batches of docs/formats/agent.md, de-duplicated by
+//!   agent, epoch and sequence, see [`recover_agents`]) and `/api/v1/agents` (list, enroll,
+//!   revoke).
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 
+mod agents;
 mod api_error;
 mod auth;
 mod clock;
@@ -26,6 +30,7 @@ mod server;
 mod state;
 mod stream;
 
+pub use agents::recover_agents;
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .merge(admin)
         .merge(receivers)
+        .merge(crate::agents::routes(&state))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -39,6 +39,8 @@ impl Server {
         let state = AppState::new(config, store.clone());
         state.add_metrics_source(Arc::new(crate::stream::StreamMetricsSource(stream.clone())));
         state.attach_stream(stream.clone());
+        crate::agents::recover_agents(&state).await?;
+        crate::agents::spawn_checkpoints(state.clone());
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

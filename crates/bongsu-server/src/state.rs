@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use bongsu_state::StateStore;
 use bongsu_stream::Stream;
 
+use crate::agents::Agents;
 use crate::auth::{Authenticator, Failure};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -50,6 +51,7 @@ struct Inner {
     hooks: Mutex<Vec<ShutdownHook>>,
     stream: OnceLock<Arc<dyn Stream>>,
     receivers: Receivers,
+    agents: Agents,
 }
 
 impl fmt::Debug for AppState {
@@ -90,6 +92,7 @@ impl AppState {
             )),
         };
         let receivers = Receivers::new(config.ingest.max_inflight_requests, config.ingest.limits());
+        let agents = Agents::new(config.ingest.max_inflight_requests);
         let sources: Vec<Arc<dyn MetricsSource>> = vec![
             Arc::new(BuildInfo),
             Arc::new(ProcessMetrics),
@@ -98,6 +101,8 @@ impl AppState {
             http.auth_failures.clone(),
             receivers.requests.clone(),
             receivers.items.clone(),
+            agents.pushes.clone(),
+            agents.items.clone(),
         ];
         AppState {
             inner: Arc::new(Inner {
@@ -111,6 +116,7 @@ impl AppState {
                 hooks: Mutex::new(Vec::new()),
                 stream: OnceLock::new(),
                 receivers,
+                agents,
             }),
         }
     }
@@ -185,6 +191,10 @@ impl AppState {
 
     pub(crate) fn receivers(&self) -> &Receivers {
         &self.inner.receivers
+    }
+
+    pub(crate) fn agents(&self) -> &Agents {
+        &self.inner.agents
     }
 
     pub(crate) fn http_metrics(&self) -> &HttpMetrics {
