@@ -3,8 +3,8 @@
 //!
 //! Everything produces `(bongsu_model::Labels, Sample)` metrics ([`Metrics`]) or
 //! `(Labels, LogEntry)` log records ([`Tailer::poll`]). `/proc`, `/sys` and the root file
-//! system come from [`HostPaths`], so tests point collectors at fixture trees. Shipping
-//! to the server and the disk queue are not part of this crate yet.
+//! system come from [`HostPaths`], so tests point collectors at fixture trees. [`run_agent`] runs it all
+//! and ships batches ([`Batch`], docs/formats/agent.md) through a bounded [`DiskQueue`].
 
 mod agent;
 mod checks;
@@ -21,6 +21,7 @@ mod ports;
 mod processes;
 mod protocol;
 mod queue;
+mod run;
 mod state_file;
 mod tail;
 
@@ -30,7 +31,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AgentConfig, CheckConfig, CollectorsConfig, DnsCheck, DnsFamily, HttpCheck, InventoryConfig,
     JournalConfig, LogSourceConfig, MultilineConfig, PortProto, PortWatch, PortsConfig,
-    ProcessWatch, ProcessesConfig, ReadFrom, TailerConfig, TcpCheck,
+    ProcessWatch, ProcessesConfig, ReadFrom, ShippingConfig, TailerConfig, TcpCheck,
 };
 pub use error::{Error, Result};
 pub use exposition::{
@@ -50,4 +51,5 @@ pub use protocol::{
     BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, PART_LOGS, PART_METRICS,
 };
 pub use queue::{DiskQueue, QueueConfig, QueueStats, QueuedBatch};
+pub use run::{run_agent, ShipStats, ShipTarget};
 pub use tail::{Tailer, TailerStats};
