@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod agent;
 mod receivers;
 mod stream_cli;
 
@@ -67,8 +68,13 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &Path) -> Running {
+        Running::start_on(data_dir, "127.0.0.1:0")
+    }
+
+    /// Starts a server listening on `listen` (a fixed address to restart on the same port).
+    fn start_on(data_dir: &Path, listen: &str) -> Running {
         let mut child = bongsu()
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
