@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod error;
 mod exposition;
+mod gpu;
 mod host;
 mod inventory;
 mod journal;
@@ -37,6 +38,7 @@ pub use error::{Error, Result};
 pub use exposition::{
     compare_exposition, parse_exposition, ExpositionSample, LabelMismatch, Overlap,
 };
+pub use gpu::GpuCollector;
 pub use host::{HostCollector, HOST_COLLECTORS};
 pub use inventory::{
     CpuInfo, Group, InterfaceAddress, Inventory, KernelInfo, OsInfo, Package, User,
