@@ -8,14 +8,19 @@
 #     line.
 #
 # Usage: bench/agent.sh [DURATION_SECONDS] [MIB]   (defaults 300 and 256)
+# BONGSU_BIN=path runs that binary instead of building the release one.
 # Binds 127.0.0.1:19400 (bongsu) and 127.0.0.1:19101 (node_exporter). Run it several times on a
 # quiet machine and quote medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-300}"
 mib="${2:-256}"
-cargo build --release --locked -p bongsu >&2
-bin="$PWD/target/release/bongsu"
+if [ -n "${BONGSU_BIN:-}" ]; then
+  bin="$(realpath "$BONGSU_BIN")"
+else
+  cargo build --release --locked -p bongsu >&2
+  bin="$PWD/target/release/bongsu"
+fi
 dir="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
