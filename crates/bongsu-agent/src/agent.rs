@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::AgentConfig;
+use crate::gpu::GpuCollector;
 use crate::host::HostCollector;
 use crate::metrics::Metrics;
 use crate::ports::PortCollector;
@@ -16,6 +17,7 @@ pub struct Collector {
     host: HostCollector,
     processes: ProcessCollector,
     ports: PortCollector,
+    gpu: GpuCollector,
     clock: Arc<dyn Clock>,
 }
 
@@ -33,6 +35,7 @@ impl Collector {
             host: HostCollector::new(paths.clone(), &config.collectors)?,
             processes: ProcessCollector::new(paths.clone(), &config.processes)?,
             ports: PortCollector::new(paths, config.ports.clone()),
+            gpu: GpuCollector::new(),
             clock,
         })
     }
@@ -56,6 +59,7 @@ impl Collector {
             &[("collector", "ports")],
             if ok { 1.0 } else { 0.0 },
         );
+        self.gpu.collect(&mut out);
         out
     }
 }

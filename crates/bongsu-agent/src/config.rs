@@ -26,6 +26,7 @@ pub struct AgentConfig {
     pub logs: Vec<LogSourceConfig>,
     pub journal: JournalConfig,
     pub checks: Vec<CheckConfig>,
+    pub shipping: ShippingConfig,
 }
 
 impl Default for AgentConfig {
@@ -44,6 +45,7 @@ impl Default for AgentConfig {
             logs: Vec::new(),
             journal: JournalConfig::default(),
             checks: Vec::new(),
+            shipping: ShippingConfig::default(),
         }
     }
 }
@@ -75,6 +77,18 @@ impl AgentConfig {
         if self.interval_seconds == 0 {
             return Err(Error::Config(
                 "agent.interval_seconds must be at least 1".into(),
+            ));
+        }
+        let s = &self.shipping;
+        if s.queue_segment_bytes == 0 || s.queue_segment_bytes.saturating_mul(2) > s.queue_max_bytes
+        {
+            return Err(Error::Config(
+                "agent.shipping.queue_segment_bytes must be at least 1 and at most half of queue_max_bytes".into(),
+            ));
+        }
+        if s.max_batch_bytes == 0 || s.backoff_min_ms == 0 || s.backoff_max_ms < s.backoff_min_ms {
+            return Err(Error::Config(
+                "agent.shipping: max_batch_bytes and backoff_min_ms must be at least 1, backoff_max_ms at least backoff_min_ms".into(),
             ));
         }
         for w in &self.processes.watch {
@@ -118,6 +132,46 @@ impl AgentConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `[agent.shipping]`: the disk queue and the shipper.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShippingConfig {
+    /// Directory of the on-disk queue.
+    pub queue_dir: PathBuf,
+    /// Most bytes the queue keeps; beyond it the oldest batches are dropped and counted.
+    pub queue_max_bytes: u64,
+    /// Size of one queue segment file.
+    pub queue_segment_bytes: u64,
+    /// A batch is queued once its log lines reach this many bytes (keep it well under the
+    /// server's `stream.max_message_bytes`).
+    pub max_batch_bytes: usize,
+    /// Log lines wait at most this long before they are queued.
+    pub linger_ms: u64,
+    /// First retry delay after a failed push; doubles up to `backoff_max_ms`, with jitter.
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Time limit of one push.
+    pub timeout_ms: u64,
+    /// zstd level of batch bodies.
+    pub compression_level: i32,
+}
+
+impl Default for ShippingConfig {
+    fn default() -> Self {
+        Self {
+            queue_dir: PathBuf::from("/var/lib/bongsu/agent/queue"),
+            queue_max_bytes: 256 << 20,
+            queue_segment_bytes: 16 << 20,
+            max_batch_bytes: 512 << 10,
+            linger_ms: 1000,
+            backoff_min_ms: 500,
+            backoff_max_ms: 30_000,
+            timeout_ms: 30_000,
+            compression_level: 1,
+        }
     }
 }
 

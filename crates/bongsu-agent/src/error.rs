@@ -44,6 +44,12 @@ pub enum Error {
     Labels(#[from] bongsu_model::Error),
     #[error("cannot build the http client: {0}")]
     Http(String),
+    #[error("malformed agent batch: {0}")]
+    Batch(String),
+    #[error("agent queue {path} is corrupt ({detail}): move it away to start with an empty queue")]
+    Queue { path: PathBuf, detail: String },
+    #[error("cannot ship to the server: {0}")]
+    Ship(String),
     #[error("malformed exposition text at line {line}: {detail}")]
     Exposition { line: usize, detail: String },
 }

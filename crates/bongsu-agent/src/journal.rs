@@ -275,7 +275,7 @@ fn load_cursor(path: &Path) -> Result<Option<String>> {
     crate::state_file::load(path, decode_cursor)
 }
 
-fn store_cursor(path: &Path, cursor: &str) -> Result<()> {
+pub(crate) fn store_cursor(path: &Path, cursor: &str) -> Result<()> {
     crate::state_file::store(path, &encode_cursor(cursor))
 }
 

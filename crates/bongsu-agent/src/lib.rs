@@ -3,8 +3,8 @@
 //!
 //! Everything produces `(bongsu_model::Labels, Sample)` metrics ([`Metrics`]) or
 //! `(Labels, LogEntry)` log records ([`Tailer::poll`]). `/proc`, `/sys` and the root file
-//! system come from [`HostPaths`], so tests point collectors at fixture trees. Shipping
-//! to the server and the disk queue are not part of this crate yet.
+//! system come from [`HostPaths`], so tests point collectors at fixture trees. [`run_agent`] runs it all
+//! and ships batches ([`Batch`], docs/formats/agent.md) through a bounded [`DiskQueue`].
 
 mod agent;
 mod checks;
@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod error;
 mod exposition;
+mod gpu;
 mod host;
 mod inventory;
 mod journal;
@@ -19,6 +20,9 @@ mod metrics;
 mod paths;
 mod ports;
 mod processes;
+mod protocol;
+mod queue;
+mod run;
 mod state_file;
 mod tail;
 
@@ -28,12 +32,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     AgentConfig, CheckConfig, CollectorsConfig, DnsCheck, DnsFamily, HttpCheck, InventoryConfig,
     JournalConfig, LogSourceConfig, MultilineConfig, PortProto, PortWatch, PortsConfig,
-    ProcessWatch, ProcessesConfig, ReadFrom, TailerConfig, TcpCheck,
+    ProcessWatch, ProcessesConfig, ReadFrom, ShippingConfig, TailerConfig, TcpCheck,
 };
 pub use error::{Error, Result};
 pub use exposition::{
     compare_exposition, parse_exposition, ExpositionSample, LabelMismatch, Overlap,
 };
+pub use gpu::GpuCollector;
 pub use host::{HostCollector, HOST_COLLECTORS};
 pub use inventory::{
     CpuInfo, Group, InterfaceAddress, Inventory, KernelInfo, OsInfo, Package, User,
@@ -43,4 +48,10 @@ pub use metrics::{MetricKind, MetricMeta, Metrics};
 pub use paths::HostPaths;
 pub use ports::{listening_sockets, ListeningSocket, PortCollector};
 pub use processes::ProcessCollector;
+pub use protocol::{
+    decode_batch, decode_header, Batch, BatchHeader, BatchLimits, DecodedBatch, Heartbeat,
+    BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, PART_LOGS, PART_METRICS,
+};
+pub use queue::{DiskQueue, QueueConfig, QueueStats, QueuedBatch};
+pub use run::{run_agent, ShipStats, ShipTarget};
 pub use tail::{Tailer, TailerStats};

@@ -121,6 +121,34 @@ impl Metrics {
             .push((set, Sample::new(self.timestamp_ms, value)));
     }
 
+    /// The samples as a `MetricsRecord` (one series per sample) with the families' metadata.
+    pub fn to_record(&self) -> bongsu_model::MetricsRecord {
+        use bongsu_model::{MetricKind as K, MetricMetadata, Series};
+        bongsu_model::MetricsRecord {
+            series: self
+                .samples
+                .iter()
+                .map(|(l, s)| Series {
+                    labels: l.clone(),
+                    samples: vec![*s],
+                })
+                .collect(),
+            metadata: self
+                .meta
+                .iter()
+                .map(|(name, m)| MetricMetadata {
+                    family: name.clone(),
+                    kind: match m.kind {
+                        MetricKind::Counter => K::Counter,
+                        MetricKind::Gauge => K::Gauge,
+                    },
+                    help: m.help.clone(),
+                    unit: String::new(),
+                })
+                .collect(),
+        }
+    }
+
     /// Adds all samples and metadata of `other` (its timestamps are kept).
     pub fn extend(&mut self, other: Metrics) {
         for (k, v) in other.meta {

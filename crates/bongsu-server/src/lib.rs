@@ -12,11 +12,15 @@
 //!   given to [`AppState::attach_stream`], answering 204 once it is durable.
 //! - Syslog receivers ([`SyslogReceiver`], `[syslog]` in [`Config`]): UDP and TCP, batched
 //!   into the `logs` topic; off unless a listen address is configured.
+//! - Agents: `POST /api/v1/agent/push` (batches of docs/formats/agent.md, de-duplicated by
+//!   agent, epoch and sequence, see [`recover_agents`]) and `/api/v1/agents` (list, enroll,
+//!   revoke).
 //! - The embedded stream is opened under `<data_dir>/stream` at start-up, its counters and
 //!   consumer lag are a metrics source, and it is flushed and closed by a shutdown hook.
 //! - Scraping: with `scrape.config_file` set, `bongsu-scrape` scrapes the targets of that
 //!   Prometheus-format file into the `metrics` topic (reloaded on SIGHUP).
 
+mod agents;
 mod api_error;
 mod auth;
 mod clock;
@@ -38,6 +42,7 @@ mod stream;
 mod syslog;
 mod tsdb_consumer;
 
+pub use agents::recover_agents;
 pub use api_error::{ApiError, ErrorCode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{

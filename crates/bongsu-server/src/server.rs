@@ -48,6 +48,8 @@ impl Server {
         crate::logs_consumer::start(&state, stream.clone()).await?;
         // Before the stream's hook: scraping stops before the stream closes.
         crate::scrape::start(&state, stream.clone()).await?;
+        crate::agents::recover_agents(&state).await?;
+        crate::agents::spawn_checkpoints(state.clone());
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use bongsu_state::StateStore;
 use bongsu_stream::Stream;
 
+use crate::agents::Agents;
 use crate::auth::{Authenticator, Failure};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -53,6 +54,7 @@ struct Inner {
     logs: OnceLock<Arc<crate::logs_consumer::Logs>>,
     receivers: Receivers,
     metrics_store: OnceLock<Arc<MetricsStore>>,
+    agents: Agents,
 }
 
 impl fmt::Debug for AppState {
@@ -93,6 +95,7 @@ impl AppState {
             )),
         };
         let receivers = Receivers::new(config.ingest.max_inflight_requests, config.ingest.limits());
+        let agents = Agents::new(config.ingest.max_inflight_requests);
         let sources: Vec<Arc<dyn MetricsSource>> = vec![
             Arc::new(BuildInfo),
             Arc::new(ProcessMetrics),
@@ -101,6 +104,8 @@ impl AppState {
             http.auth_failures.clone(),
             receivers.requests.clone(),
             receivers.items.clone(),
+            agents.pushes.clone(),
+            agents.items.clone(),
         ];
         AppState {
             inner: Arc::new(Inner {
@@ -116,6 +121,7 @@ impl AppState {
                 logs: OnceLock::new(),
                 receivers,
                 metrics_store: OnceLock::new(),
+                agents,
             }),
         }
     }
@@ -211,6 +217,10 @@ impl AppState {
 
     pub(crate) fn receivers(&self) -> &Receivers {
         &self.inner.receivers
+    }
+
+    pub(crate) fn agents(&self) -> &Agents {
+        &self.inner.agents
     }
 
     pub(crate) fn http_metrics(&self) -> &HttpMetrics {

@@ -16,6 +16,12 @@ pub enum Error {
     /// No token has the given id.
     #[error("no token with id {0}: list tokens to see their ids")]
     TokenNotFound(i64),
+    /// No agent has the given id.
+    #[error("no agent with id {0}: list agents to see their ids")]
+    AgentNotFound(i64),
+    /// An agent with this name is already enrolled.
+    #[error("an agent named {0:?} is already enrolled: revoke it first or pick another name")]
+    AgentExists(String),
     /// A token name was empty, too long or had control characters.
     #[error("invalid token name: {0}")]
     InvalidName(String),

@@ -11,13 +11,17 @@
 //! - [`Scope`]: `read` ⊂ `write` ⊂ `admin`.
 //! - [`TokenInfo`], [`NewToken`]: what the store knows about a token; the secret is only in
 //!   [`NewToken`], returned once at creation.
+//! - [`AgentInfo`], [`NewAgent`], [`ShipMark`]: enrolled agents, their `bsa_` tokens and the
+//!   shipping mark the server de-duplicates re-sent batches with.
 
+mod agents;
 mod error;
 mod schema;
 mod store;
 mod time;
 mod token;
 
+pub use agents::{AgentInfo, AgentReport, NewAgent, ShipMark, AGENT_TOKEN_PREFIX};
 pub use error::{Error, Result};
 pub use store::{StateStore, BUSY_TIMEOUT, STATE_DB_FILE};
 pub use time::format_rfc3339_ms;

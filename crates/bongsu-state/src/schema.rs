@@ -23,6 +23,22 @@ const MIGRATIONS: &[&str] = &[
         last_used_ms  INTEGER,
         revoked       INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
      ) STRICT;",
+    // 2: enrolled agents, each with its own token (hashed like API tokens), what it last
+    // reported, and its shipping mark (the last batch appended to the stream, for de-dup).
+    "CREATE TABLE agents (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL UNIQUE,
+        token_hash    BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+        created_at_ms INTEGER NOT NULL,
+        revoked       INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+        host          TEXT,
+        version       TEXT,
+        last_seen_ms  INTEGER,
+        inventory     TEXT,
+        ship_epoch    INTEGER NOT NULL DEFAULT 0,
+        ship_seq      INTEGER NOT NULL DEFAULT 0,
+        ship_parts    INTEGER NOT NULL DEFAULT 0
+     ) STRICT;",
 ];
 
 /// The schema version this build writes.

@@ -79,7 +79,7 @@ impl StateStore {
         schema::current_version(&self.lock())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave the connection inconsistent: every
         // multi-statement change runs in a transaction that rolls back when dropped.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

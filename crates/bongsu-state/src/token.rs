@@ -116,19 +116,29 @@ pub fn hash_token(secret: &str) -> [u8; 32] {
 
 /// Generates a new secret: the prefix plus 32 OS-random bytes in base64url.
 pub(crate) fn generate_secret() -> Result<String> {
+    generate_secret_with_prefix(TOKEN_PREFIX)
+}
+
+/// Generates a new secret with `prefix` plus 32 OS-random bytes in base64url.
+pub(crate) fn generate_secret_with_prefix(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; TOKEN_RANDOM_BYTES];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(|e| Error::Random(e.to_string()))?;
-    let mut s = String::with_capacity(TOKEN_PREFIX.len() + 43);
-    s.push_str(TOKEN_PREFIX);
+    let mut s = String::with_capacity(prefix.len() + 43);
+    s.push_str(prefix);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut s);
     Ok(s)
 }
 
 /// Whether a string has the shape of a bongsu token (prefix, 43 base64url characters).
 pub(crate) fn looks_like_token(s: &str) -> bool {
-    match s.strip_prefix(TOKEN_PREFIX) {
+    looks_like_token_with_prefix(s, TOKEN_PREFIX)
+}
+
+/// Whether a string is `prefix` followed by 43 base64url characters.
+pub(crate) fn looks_like_token_with_prefix(s: &str, prefix: &str) -> bool {
+    match s.strip_prefix(prefix) {
         Some(rest) => {
             rest.len() == 43
                 && rest

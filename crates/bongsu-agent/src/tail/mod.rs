@@ -264,6 +264,16 @@ impl Tailer {
     /// Persists the committed offset of every followed file. Call it only once the entries
     /// returned by earlier polls are safely handed on: a restart resumes right after them.
     pub fn checkpoint(&self) -> Result<()> {
+        checkpoint::store(&self.config.checkpoint_path, &self.checkpoint_entries())
+    }
+
+    /// The checkpoint [`Tailer::checkpoint`] would write, as its file's bytes. The agent keeps
+    /// it with each queued batch, so a restart resumes after exactly what was queued.
+    pub fn checkpoint_bytes(&self) -> Vec<u8> {
+        checkpoint::encode(&self.checkpoint_entries())
+    }
+
+    fn checkpoint_entries(&self) -> Vec<CheckpointEntry> {
         let mut entries: Vec<CheckpointEntry> = self
             .tracked
             .iter()
@@ -279,7 +289,7 @@ impl Tailer {
             .collect();
         // Resume points for files not seen yet stay until their file shows up or is gone.
         entries.extend(self.resume.values().cloned());
-        checkpoint::store(&self.config.checkpoint_path, &entries)
+        entries
     }
 
     fn scan(&self) -> Vec<(usize, PathBuf, std::fs::Metadata)> {

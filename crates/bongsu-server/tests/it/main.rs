@@ -1,6 +1,7 @@
 //! Router and server tests: requests go through the real router with `oneshot` (no socket),
 //! or through `run` on a real loopback listener.
 
+mod agents;
 mod ingest;
 mod scrape;
 mod syslog;

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod agent;
+pub(crate) mod agents;
 pub(crate) mod config;
 pub(crate) mod logs;
 pub(crate) mod query;
@@ -18,6 +20,11 @@ use clap::{Args, Subcommand};
 pub(crate) enum Command {
     /// Run the server: HTTP API, /metrics, health checks.
     Server(server::ServerArgs),
+    /// Run the host agent: collect metrics, tail logs, run checks, ship to a server.
+    Agent(agent::AgentArgs),
+    /// Manage enrolled agents directly in the data directory (works while the server runs).
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -41,6 +48,8 @@ pub(crate) enum Command {
 pub(crate) fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Server(args) => server::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Agents(c) => agents::run(c),
         Command::Config(c) => config::run(c),
         Command::Token(c) => token::run(c),
         Command::Query(a) => query::run(a),

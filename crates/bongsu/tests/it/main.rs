@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod agent;
 mod logs_api;
 mod metrics_api;
 mod metrics_diff;
@@ -71,13 +72,22 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &Path) -> Running {
-        Running::start_with_env(data_dir, &[])
+        Running::start_with(data_dir, "127.0.0.1:0", &[])
     }
 
     /// Like [`Running::start`] with extra environment variables (e.g. `BONGSU_TSDB_*`).
     fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Running {
+        Running::start_with(data_dir, "127.0.0.1:0", env)
+    }
+
+    /// Starts a server listening on `listen` (a fixed address to restart on the same port).
+    fn start_on(data_dir: &Path, listen: &str) -> Running {
+        Running::start_with(data_dir, listen, &[])
+    }
+
+    fn start_with(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Running {
         let mut child = bongsu()
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
