@@ -396,7 +396,14 @@ async fn push_inner(state: &AppState, req: Request) -> Result<PushAck, Failed> {
             continue;
         }
         let record = Record::with_key(record_key(agent, epoch, seq, part), bytes, now);
-        match stream.append(topic, None, vec![record]).await {
+        // All of one agent's data goes to one partition, so its series and log streams are
+        // applied in the order it shipped them.
+        let partitions = match stream.describe_topic(topic).await {
+            Ok(d) => d.partitions.len().max(1) as u32,
+            Err(e) => return Err(("failed", ApiError::internal(&e))),
+        };
+        let partition = bongsu_stream::partition_for_key(&agent.to_le_bytes(), partitions);
+        match stream.append(topic, Some(partition), vec![record]).await {
             Ok(_) => {
                 new_mark.parts |= part;
                 agents.set_mark(agent, new_mark);

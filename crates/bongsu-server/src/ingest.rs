@@ -119,18 +119,26 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
         let limits = state.receivers().limits.clone();
         let body = read_body(req, &limits).await?;
         let store = state.metrics_store().cloned();
+        let partitions = match state.stream() {
+            Some(stream) => crate::metrics_partition::metrics_partitions(stream.as_ref())
+                .await
+                .map_err(|e| (ApiError::internal(&e), 0))?,
+            None => 1,
+        };
         let decoded = tokio::task::spawn_blocking(move || {
             let rw = decode_remote_write(&body, &limits).map_err(ingest_error)?;
             let n = rw.record.sample_count();
             // Cardinality limits are checked before anything of the request is appended.
             crate::tsdb_consumer::check_cardinality(store.as_deref(), &rw.record)
                 .map_err(|e| (e, n))?;
-            Ok::<_, Failed>((rw.record.encode(), n))
+            // Each series to its own partition, so the store applies it in order.
+            let parts = crate::metrics_partition::encode_by_partition(rw.record, partitions);
+            Ok::<_, Failed>((parts, n))
         })
         .await
         .map_err(join_error)?;
-        let (value, n) = decoded?;
-        append(&state, r, METRICS_TOPIC, value, n).await?;
+        let (parts, n) = decoded?;
+        append_metrics(&state, r, parts, n).await?;
         drop(permit);
         Ok(())
     }
@@ -297,6 +305,33 @@ fn join_error(e: tokio::task::JoinError) -> Failed {
     (ApiError::internal(&e), 0)
 }
 
+/// Appends the per-partition parts of one metrics request and waits until all are
+/// acknowledged.
+async fn append_metrics(
+    state: &AppState,
+    r: Receiver,
+    parts: Vec<(u32, Vec<u8>)>,
+    items: usize,
+) -> Result<(), Failed> {
+    let Some(stream) = state.stream() else {
+        return Err((
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the stream is not open: retry once the server is ready",
+            ),
+            items,
+        ));
+    };
+    let now = state.clock().now_ms();
+    match crate::metrics_partition::append_parts(stream.as_ref(), parts, now).await {
+        Ok(()) => {
+            state.receivers().count_items(r, "accepted", items);
+            Ok(())
+        }
+        Err(e) => Err((append_error(e, METRICS_TOPIC), items)),
+    }
+}
+
 /// Appends one record and waits for the stream's acknowledgement.
 async fn append(
     state: &AppState,
@@ -320,15 +355,19 @@ async fn append(
             state.receivers().count_items(r, "accepted", items);
             Ok(())
         }
-        Err(bongsu_stream::Error::RecordTooLarge { size, limit, .. }) => Err((
-            ApiError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "request encodes to a record of {size} bytes, over the {topic} topic's max.message.bytes ({limit}): send smaller batches or raise stream.max_message_bytes (new topics only)"
-                ),
+        Err(e) => Err((append_error(e, topic), items)),
+    }
+}
+
+/// The answer for a failed append.
+fn append_error(e: bongsu_stream::Error, topic: &str) -> ApiError {
+    match e {
+        bongsu_stream::Error::RecordTooLarge { size, limit, .. } => ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "request encodes to a record of {size} bytes, over the {topic} topic's max.message.bytes ({limit}): send smaller batches or raise stream.max_message_bytes (new topics only)"
             ),
-            items,
-        )),
-        Err(e) => Err((ApiError::internal(&e), items)),
+        ),
+        e => ApiError::internal(&e),
     }
 }

@@ -31,6 +31,7 @@ mod logs_config;
 mod logs_consumer;
 mod loki_api;
 mod metrics;
+mod metrics_partition;
 mod metrics_storage;
 mod process;
 mod prom_api;

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bongsu_model::MetricsRecord;
 use bongsu_scrape::{MetricsSink, ScrapeConfig, ScrapeOptions, ScrapeStats, Scraper};
-use bongsu_stream::{Record, Stream};
+use bongsu_stream::Stream;
 
 use crate::clock::Clock;
-use crate::ingest::METRICS_TOPIC;
 use crate::metrics::{MetricKind, MetricsSource, MetricsWriter};
 use crate::state::AppState;
 use crate::{Error, Result};
@@ -27,10 +26,14 @@ struct StreamSink {
 #[async_trait]
 impl MetricsSink for StreamSink {
     async fn append(&self, record: MetricsRecord) -> bongsu_scrape::Result<()> {
-        let value = record.encode();
-        let record = Record::new(value, self.clock.now_ms());
-        match self.stream.append(METRICS_TOPIC, None, vec![record]).await {
-            Ok(_) => Ok(()),
+        let partitions = crate::metrics_partition::metrics_partitions(self.stream.as_ref())
+            .await
+            .map_err(bongsu_scrape::Error::sink)?;
+        // Each series to its own partition, so the store applies it in order.
+        let parts = crate::metrics_partition::encode_by_partition(record, partitions);
+        let now = self.clock.now_ms();
+        match crate::metrics_partition::append_parts(self.stream.as_ref(), parts, now).await {
+            Ok(()) => Ok(()),
             Err(bongsu_stream::Error::RecordTooLarge { size, limit, .. }) => Err(
                 bongsu_scrape::Error::sink(format!(
                     "the scrape encodes to {size} bytes, over the metrics topic's max.message.bytes ({limit}): drop series with metric_relabel_configs or raise stream.max_message_bytes (new topics only)"

@@ -1,0 +1,168 @@
+//! Spreading metrics over the `metrics` topic's partitions by series.
+//!
+//! The tsdb consumer applies each partition on its own task, and the store drops a sample that
+//! is more than `tsdb.ooo_window` behind its series' newest one. If the records of one series
+//! went to several partitions (round robin), one partition's task could run ahead of another's
+//! (a backfill, a replay after a crash) and push older samples of the same series out of the
+//! window. So every series goes to one partition, chosen by a hash of its label set: a sender
+//! that sends a series in order has it applied in order. A request whose series fall into
+//! several partitions becomes one record per partition, appended concurrently; the request is
+//! acknowledged when all of them are durable. If one append fails the sender retries the whole
+//! request, and the samples that were stored are counted as duplicates, not stored twice.
+
+use bongsu_model::{Labels, MetricsRecord};
+use bongsu_stream::{Record, Stream};
+
+use crate::ingest::METRICS_TOPIC;
+
+/// The partition of the `metrics` topic a series belongs to.
+pub(crate) fn partition_of(labels: &Labels, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    // FNV-1a over name, separator, value, separator: stable across versions and processes.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for l in labels {
+        eat(l.name.as_bytes());
+        eat(l.value.as_bytes());
+    }
+    (h % u64::from(partitions)) as u32
+}
+
+/// Splits `record` into one encoded record per partition that has series, in partition order.
+/// Metadata rides with the first of them.
+pub(crate) fn encode_by_partition(record: MetricsRecord, partitions: u32) -> Vec<(u32, Vec<u8>)> {
+    if partitions <= 1 {
+        return vec![(0, record.encode())];
+    }
+    let mut parts: Vec<MetricsRecord> = (0..partitions).map(|_| MetricsRecord::default()).collect();
+    for s in record.series {
+        let p = partition_of(&s.labels, partitions);
+        parts[p as usize].series.push(s);
+    }
+    let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut metadata = Some(record.metadata);
+    for (p, mut part) in parts.into_iter().enumerate() {
+        if part.series.is_empty() {
+            continue;
+        }
+        if let Some(m) = metadata.take() {
+            part.metadata = m;
+        }
+        out.push((p as u32, part.encode()));
+    }
+    if let Some(m) = metadata {
+        // No series at all: keep whatever metadata came, in partition 0.
+        if !m.is_empty() {
+            let part = MetricsRecord {
+                series: Vec::new(),
+                metadata: m,
+            };
+            out.push((0, part.encode()));
+        }
+    }
+    out
+}
+
+/// The number of partitions of the `metrics` topic.
+pub(crate) async fn metrics_partitions(stream: &dyn Stream) -> bongsu_stream::Result<u32> {
+    let desc = stream.describe_topic(METRICS_TOPIC).await?;
+    Ok(desc.partitions.len().max(1) as u32)
+}
+
+/// Appends the parts (from [`encode_by_partition`]) to their partitions concurrently and waits
+/// until every one is acknowledged; the first error, if any, is returned.
+pub(crate) async fn append_parts(
+    stream: &dyn Stream,
+    parts: Vec<(u32, Vec<u8>)>,
+    now_ms: i64,
+) -> bongsu_stream::Result<()> {
+    let appends = parts.into_iter().map(|(p, value)| async move {
+        stream
+            .append(METRICS_TOPIC, Some(p), vec![Record::new(value, now_ms)])
+            .await
+    });
+    let results = futures::future::join_all(appends).await;
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bongsu_model::{Label, MetricKind, MetricMetadata, Sample, Series};
+
+    use super::*;
+
+    fn series(name: &str, i: usize) -> Series {
+        Series {
+            labels: Labels::new(vec![
+                Label::new("__name__", name),
+                Label::new("instance", format!("host-{i}")),
+            ])
+            .unwrap(),
+            samples: vec![Sample::new(i as i64, i as f64)],
+        }
+    }
+
+    #[test]
+    fn every_series_lands_in_its_one_partition_and_nothing_is_lost() {
+        let record = MetricsRecord {
+            series: (0..200).map(|i| series("up", i)).collect(),
+            metadata: vec![MetricMetadata {
+                family: "up".into(),
+                kind: MetricKind::Gauge,
+                help: "up".into(),
+                unit: String::new(),
+            }],
+        };
+        let parts = encode_by_partition(record.clone(), 4);
+        assert!(parts.len() > 1, "200 series should spread over partitions");
+        let mut seen = 0;
+        let mut metadata = 0;
+        for (p, bytes) in &parts {
+            let decoded = MetricsRecord::decode(bytes).unwrap();
+            metadata += decoded.metadata.len();
+            for s in &decoded.series {
+                assert_eq!(partition_of(&s.labels, 4), *p);
+                // The same series always maps to the same partition.
+                assert_eq!(partition_of(&s.labels.clone(), 4), *p);
+            }
+            seen += decoded.series.len();
+        }
+        assert_eq!(seen, 200);
+        assert_eq!(metadata, 1);
+        // One partition: one record, unchanged.
+        let one = encode_by_partition(record.clone(), 1);
+        assert_eq!(one.len(), 1);
+        assert_eq!(MetricsRecord::decode(&one[0].1).unwrap(), record);
+    }
+
+    #[test]
+    fn metadata_without_series_is_kept() {
+        let record = MetricsRecord {
+            series: Vec::new(),
+            metadata: vec![MetricMetadata {
+                family: "x".into(),
+                kind: MetricKind::Counter,
+                help: String::new(),
+                unit: String::new(),
+            }],
+        };
+        let parts = encode_by_partition(record, 3);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(
+            MetricsRecord::decode(&parts[0].1).unwrap().metadata.len(),
+            1
+        );
+    }
+}
