@@ -248,7 +248,7 @@ row "bytes/sample of the stream (log)" stream_bps
 row "idle RSS MiB" idle
 row "RSS MiB, 103k-series head" rss
 row "RSS bytes per active series" rss_series
-row "query p50 ms (set, 3 rounds)" p50
+row "query p50 ms (query set)" p50
 row "query p99 ms" p99
 row "query errors" qerr
 row "6-month 1h-step query p50 ms" hist
