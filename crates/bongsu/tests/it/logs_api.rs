@@ -679,8 +679,10 @@ fn every_acknowledged_line_is_searchable_after_sigkill_during_concurrent_pushes(
             }
         }));
     }
-    // Kill once a good number of pushes were acknowledged, while the writers keep pushing.
-    wait_for("pushes acknowledged", || {
+    // Kill once a good number of pushes were acknowledged and the store wrote a checkpoint,
+    // while the writers keep pushing.
+    let checkpoint = data.join("logs").join("CHECKPOINT");
+    wait_for("pushes acknowledged and a checkpoint written", || {
         acked
             .lock()
             .unwrap()
@@ -688,6 +690,7 @@ fn every_acknowledged_line_is_searchable_after_sigkill_during_concurrent_pushes(
             .map(HashSet::len)
             .sum::<usize>()
             >= 100 * LINES
+            && checkpoint.exists()
     });
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
