@@ -1,6 +1,7 @@
 //! Syslog messages: RFC 5424 and RFC 3164 (BSD), parsed tolerantly.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bongsu_model::{Label, Labels, LogEntry, LogStream, LogsRecord};
 
@@ -21,7 +22,7 @@ pub struct SyslogRecord {
 /// Groups parsed messages into one `logs` record: one stream per distinct label set, entries
 /// in arrival order.
 pub fn syslog_batch(records: impl IntoIterator<Item = SyslogRecord>) -> LogsRecord {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<Labels, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
     let mut streams: Vec<LogStream> = Vec::new();
     for r in records {
         match index.get(&r.labels) {
@@ -36,6 +37,30 @@ pub fn syslog_batch(records: impl IntoIterator<Item = SyslogRecord>) -> LogsReco
         }
     }
     LogsRecord { streams }
+}
+
+/// A fast non-cryptographic hasher for grouping a batch by label set (the keys come from one
+/// batch of messages and the map lives only while the batch is grouped).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 const FACILITIES: [&str; 24] = [
