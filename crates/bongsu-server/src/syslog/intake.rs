@@ -112,10 +112,7 @@ impl Intake {
                 return;
             }
         }
-        let piece = Piece {
-            transport: t,
-            items,
-        };
+        let piece = Piece::new(t, items);
         if self.tx.send(piece).await.is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
@@ -138,14 +135,7 @@ impl Intake {
             return;
         };
         permit.forget();
-        if self
-            .tx
-            .try_send(Piece {
-                transport: t,
-                items,
-            })
-            .is_err()
-        {
+        if self.tx.try_send(Piece::new(t, items)).is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
         }
