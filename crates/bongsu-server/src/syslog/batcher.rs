@@ -7,6 +7,7 @@
 //! datagram that cannot is dropped and counted.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,31 @@ pub(crate) fn fit(r: &mut SyslogRecord, batch_bytes: usize) -> usize {
     entry_cost(r)
 }
 
+/// A fast non-cryptographic hasher for grouping one piece by label set: the map lives for one
+/// piece of at most `syslog.batch_bytes`, so colliding keys cost at most a quadratic scan of
+/// one piece.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Messages handed to the batcher, with the queue permits already taken for them. Grouped by
 /// label set on the receiver's task, so the batcher handles one label set per stream of the
 /// piece rather than one per message.
@@ -74,7 +100,7 @@ pub(crate) struct Piece {
 
 impl Piece {
     pub(crate) fn new(transport: Transport, records: Vec<(SyslogRecord, usize)>) -> Self {
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut index: HashMap<Labels, usize, BuildHasherDefault<FastHasher>> = HashMap::default();
         let mut labels = Vec::new();
         let mut items = Vec::with_capacity(records.len());
         for (r, cost) in records {
