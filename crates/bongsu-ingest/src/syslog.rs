@@ -1,6 +1,7 @@
 //! Syslog messages: RFC 5424 and RFC 3164 (BSD), parsed tolerantly.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bongsu_model::{Label, Labels, LogEntry, LogStream, LogsRecord};
 
@@ -21,7 +22,7 @@ pub struct SyslogRecord {
 /// Groups parsed messages into one `logs` record: one stream per distinct label set, entries
 /// in arrival order.
 pub fn syslog_batch(records: impl IntoIterator<Item = SyslogRecord>) -> LogsRecord {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: HashMap<Labels, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
     let mut streams: Vec<LogStream> = Vec::new();
     for r in records {
         match index.get(&r.labels) {
@@ -36,6 +37,30 @@ pub fn syslog_batch(records: impl IntoIterator<Item = SyslogRecord>) -> LogsReco
         }
     }
     LogsRecord { streams }
+}
+
+/// A fast non-cryptographic hasher for grouping a batch by label set (the keys come from one
+/// batch of messages and the map lives only while the batch is grouped).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 const FACILITIES: [&str; 24] = [
@@ -133,19 +158,9 @@ pub fn parse_syslog(msg: &[u8], now_ns: i64, limits: &Limits) -> SyslogRecord {
             }
         }
     }
-    let mut line_bytes = msg.to_vec();
-    if let Some(at) = bom_at {
-        line_bytes.drain(at..at + 3);
-    }
-    let mut line = String::from_utf8_lossy(&line_bytes).into_owned();
-    if line.len() > limits.max_line_bytes {
-        let mut cut = limits.max_line_bytes;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-    }
-    let mut labels = vec![Label::new("source", "syslog")];
+    let line = message_line(msg, bom_at, limits.max_line_bytes);
+    let mut labels = Vec::with_capacity(6);
+    labels.push(Label::new("source", "syslog"));
     if let Some(f) = p.facility {
         labels.push(Label::new(
             "facility",
@@ -186,6 +201,43 @@ pub fn parse_syslog(msg: &[u8], now_ns: i64, limits: &Limits) -> SyslogRecord {
     }
 }
 
+/// The entry's line: `msg` without the BOM at `bom_at`, as lossy UTF-8, cut to at most
+/// `max_bytes` at a character boundary. Valid UTF-8 (the common case) is copied once.
+fn message_line(msg: &[u8], bom_at: Option<usize>, max_bytes: usize) -> String {
+    let joined;
+    let bytes = match bom_at {
+        Some(at) => {
+            let mut v = Vec::with_capacity(msg.len() - 3);
+            v.extend_from_slice(&msg[..at]);
+            v.extend_from_slice(&msg[at + 3..]);
+            joined = v;
+            &joined[..]
+        }
+        None => msg,
+    };
+    match std::str::from_utf8(bytes) {
+        Ok(s) => String::from(cut_at_char_boundary(s, max_bytes)),
+        Err(_) => {
+            let mut line = String::from_utf8_lossy(bytes).into_owned();
+            let cut = cut_at_char_boundary(&line, max_bytes).len();
+            line.truncate(cut);
+            line
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max_bytes` that ends on a character boundary.
+fn cut_at_char_boundary(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut cut = max_bytes;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
 fn valid_label_value(v: &str, limits: &Limits) -> bool {
     !v.is_empty() && v.len() <= limits.max_label_value_bytes
 }
@@ -200,7 +252,9 @@ fn parse_pri(msg: &[u8]) -> Option<(u8, &[u8])> {
     if end > 1 && rest[0] == b'0' {
         return None;
     }
-    let v: u16 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+    let v = rest[..end]
+        .iter()
+        .fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
     if v > 191 {
         return None;
     }
@@ -488,11 +542,11 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = s.get(r)?;
-        if !t.bytes().all(|c| c.is_ascii_digit()) {
+        let t = b.get(r)?;
+        if !t.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        t.parse().ok()
+        Some(t.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0')))
     };
     let (y, mo, d, h, mi, sec) = (
         num(0..4)?,
@@ -513,11 +567,12 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        let frac = &s[start..i];
+        let frac = &b[start..i];
         if frac.is_empty() || frac.len() > 9 {
             return None;
         }
-        nanos = frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32);
+        let digits = frac.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+        nanos = digits * 10i64.pow(9 - frac.len() as u32);
     }
     let offset: i64 = match b.get(i) {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
@@ -693,6 +748,24 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), now in any::<i64>()) {
             let r = parse_syslog(&bytes, now, &Limits::default());
             prop_assert_eq!(r.labels.get("source"), Some("syslog"));
+        }
+
+        /// The one-copy line builder gives what lossy conversion and then cutting gives.
+        #[test]
+        fn message_line_matches_lossy_then_cut(bytes in proptest::collection::vec(any::<u8>(), 0..60), max in 1usize..70, bom in any::<bool>()) {
+            let mut msg = bytes.clone();
+            let bom_at = (bom && !msg.is_empty()).then(|| {
+                let at = msg.len() / 2;
+                msg.splice(at..at, *b"\xEF\xBB\xBF");
+                at
+            });
+            let mut expected = String::from_utf8_lossy(&bytes).into_owned();
+            let mut cut = max.min(expected.len());
+            while !expected.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            expected.truncate(cut);
+            prop_assert_eq!(message_line(&msg, bom_at, max), expected);
         }
 
         #[test]

@@ -6,12 +6,13 @@
 //! or are in flight: a TCP connection that cannot get permits stops reading its socket, a UDP
 //! datagram that cannot is dropped and counted.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bongsu_ingest::{syslog_batch, SyslogRecord};
-use bongsu_model::Label;
+use bongsu_ingest::SyslogRecord;
+use bongsu_model::{Label, Labels, LogEntry, LogStream, LogsRecord};
 use bongsu_stream::{Record, Stream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
@@ -59,26 +60,109 @@ pub(crate) fn fit(r: &mut SyslogRecord, batch_bytes: usize) -> usize {
     entry_cost(r)
 }
 
-/// Messages handed to the batcher, with the queue permits already taken for them.
+/// A fast non-cryptographic hasher for grouping one piece by label set: the map lives for one
+/// piece of at most `syslog.batch_bytes`, so colliding keys cost at most a quadratic scan of
+/// one piece.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Messages handed to the batcher, with the queue permits already taken for them. Grouped by
+/// label set on the receiver's task, so the batcher handles one label set per stream of the
+/// piece rather than one per message.
 #[derive(Debug)]
 pub(crate) struct Piece {
     pub(crate) transport: Transport,
-    /// Each message with its cost (the permits it holds).
-    pub(crate) items: Vec<(SyslogRecord, usize)>,
+    /// The distinct label sets of the piece's messages, in order of first arrival.
+    labels: Vec<Labels>,
+    /// Each message in arrival order: its label set (index into `labels`), entry and cost
+    /// (the permits it holds).
+    items: Vec<(usize, LogEntry, usize)>,
+}
+
+impl Piece {
+    pub(crate) fn new(transport: Transport, records: Vec<(SyslogRecord, usize)>) -> Self {
+        let mut index: HashMap<Labels, usize, BuildHasherDefault<FastHasher>> = HashMap::default();
+        let mut labels = Vec::new();
+        let mut items = Vec::with_capacity(records.len());
+        for (r, cost) in records {
+            let i = match index.get(&r.labels) {
+                Some(&i) => i,
+                None => {
+                    index.insert(r.labels.clone(), labels.len());
+                    labels.push(r.labels);
+                    labels.len() - 1
+                }
+            };
+            items.push((i, r.entry, cost));
+        }
+        Self {
+            transport,
+            labels,
+            items,
+        }
+    }
 }
 
 /// One record's worth of messages.
 #[derive(Debug, Default)]
 struct Batch {
-    records: Vec<SyslogRecord>,
+    streams: Vec<LogStream>,
+    index: HashMap<Labels, usize>,
+    lines: usize,
     tcp_lines: u64,
     udp_lines: u64,
     cost: usize,
 }
 
 impl Batch {
-    fn push(&mut self, transport: Transport, r: SyslogRecord, cost: usize) {
-        self.records.push(r);
+    /// Adds a message; `stream` caches the batch's stream for the piece's label set.
+    fn push(
+        &mut self,
+        transport: Transport,
+        labels: &Labels,
+        stream: &mut Option<usize>,
+        entry: LogEntry,
+        cost: usize,
+    ) {
+        let i = match *stream {
+            Some(i) => i,
+            None => {
+                let i = match self.index.get(labels) {
+                    Some(&i) => i,
+                    None => {
+                        self.index.insert(labels.clone(), self.streams.len());
+                        self.streams.push(LogStream {
+                            labels: labels.clone(),
+                            entries: Vec::new(),
+                        });
+                        self.streams.len() - 1
+                    }
+                };
+                *stream = Some(i);
+                i
+            }
+        };
+        self.streams[i].entries.push(entry);
+        self.lines += 1;
         self.cost += cost;
         match transport {
             Transport::Tcp => self.tcp_lines += 1,
@@ -87,7 +171,7 @@ impl Batch {
     }
 
     fn len(&self) -> usize {
-        self.records.len()
+        self.lines
     }
 }
 
@@ -148,17 +232,19 @@ pub(crate) async fn run(
             }
             piece = rx.recv(), if open => match piece {
                 Some(piece) => {
-                    for (r, cost) in piece.items {
+                    let mut streams = vec![None; piece.labels.len()];
+                    for (s, entry, cost) in piece.items {
                         if pending.len() > 0
                             && (pending.len() >= limits.lines || pending.cost + cost > limits.bytes)
                         {
                             ready.push_back(std::mem::take(&mut pending));
                             linger_until = None;
+                            streams.fill(None);
                         }
                         if pending.len() == 0 {
                             linger_until = Some(Instant::now() + limits.linger);
                         }
-                        pending.push(piece.transport, r, cost);
+                        pending.push(piece.transport, &piece.labels[s], &mut streams[s], entry, cost);
                     }
                     if pending.len() >= limits.lines {
                         ready.push_back(std::mem::take(&mut pending));
@@ -184,12 +270,12 @@ pub(crate) async fn run(
 /// Encodes and appends one batch (retrying a failed append) and counts the outcome.
 async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: &SyslogCounters) {
     let Batch {
-        records,
+        streams,
         tcp_lines,
         udp_lines,
-        cost: _,
+        ..
     } = batch;
-    let record = Record::new(syslog_batch(records).encode(), clock.now_ms());
+    let record = Record::new(LogsRecord { streams }.encode(), clock.now_ms());
     let mut ok = false;
     for attempt in 1..=APPEND_TRIES {
         // Cheap: the value is reference-counted.
@@ -224,7 +310,7 @@ async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bongsu_ingest::{parse_syslog, Limits};
+    use bongsu_ingest::{parse_syslog, syslog_batch, Limits};
     use proptest::prelude::*;
 
     use crate::syslog::settings::RECORD_SLACK_BYTES;

@@ -10,6 +10,14 @@ use crate::clock::Clock;
 use crate::syslog::batcher::{fit, Piece};
 use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
 
+/// Messages parsed but not yet added to the counters.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    received: u64,
+    unparsed: u64,
+    too_long: u64,
+}
+
 /// What every receiver task shares.
 #[derive(Debug)]
 pub(crate) struct Intake {
@@ -29,23 +37,49 @@ impl Intake {
         data: &[u8],
         truncated: bool,
     ) -> (SyslogRecord, usize) {
-        let now_ns = self.clock.now_ms().saturating_mul(1_000_000);
+        let mut tally = Tally::default();
+        let now_ns = self.now_ns();
+        let item = self.parse_at(now_ns, data, truncated, &mut tally);
+        self.count(t, &tally);
+        item
+    }
+
+    /// The clock's time in ns, as the parser wants it.
+    pub(crate) fn now_ns(&self) -> i64 {
+        self.clock.now_ms().saturating_mul(1_000_000)
+    }
+
+    /// Parses one message stamped `now_ns` (never fails) and tallies it; the caller adds
+    /// the tally to the counters once per batch of messages.
+    pub(crate) fn parse_at(
+        &self,
+        now_ns: i64,
+        data: &[u8],
+        truncated: bool,
+        tally: &mut Tally,
+    ) -> (SyslogRecord, usize) {
         let mut r = parse_syslog(data, now_ns, &self.limits);
-        let c = &self.counters;
-        c.add_lines(t, Outcome::Received, 1);
+        tally.received += 1;
         if r.labels.get("unparsed").is_some() {
-            c.add_lines(t, Outcome::Unparsed, 1);
-        } else {
-            c.add_lines(t, Outcome::Parsed, 1);
+            tally.unparsed += 1;
         }
         if truncated {
-            c.add_lines(t, Outcome::TooLong, 1);
+            tally.too_long += 1;
             r.entry
                 .structured_metadata
                 .push(Label::new("truncated", "true"));
         }
         let cost = fit(&mut r, self.batch_bytes);
         (r, cost)
+    }
+
+    /// Adds a tally to the counters.
+    pub(crate) fn count(&self, t: Transport, tally: &Tally) {
+        let c = &self.counters;
+        c.add_lines(t, Outcome::Received, tally.received);
+        c.add_lines(t, Outcome::Unparsed, tally.unparsed);
+        c.add_lines(t, Outcome::Parsed, tally.received - tally.unparsed);
+        c.add_lines(t, Outcome::TooLong, tally.too_long);
     }
 
     /// Hands messages to the batcher, waiting for queue room (TCP backpressure). Splits them
@@ -78,10 +112,7 @@ impl Intake {
                 return;
             }
         }
-        let piece = Piece {
-            transport: t,
-            items,
-        };
+        let piece = Piece::new(t, items);
         if self.tx.send(piece).await.is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
@@ -104,14 +135,7 @@ impl Intake {
             return;
         };
         permit.forget();
-        if self
-            .tx
-            .try_send(Piece {
-                transport: t,
-                items,
-            })
-            .is_err()
-        {
+        if self.tx.try_send(Piece::new(t, items)).is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
         }

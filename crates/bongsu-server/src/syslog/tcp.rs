@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::syslog::counters::{Outcome, Transport};
-use crate::syslog::intake::Intake;
+use crate::syslog::intake::{Intake, Tally};
 
 /// Bytes read from a connection at once.
 const READ_BUFFER_BYTES: usize = 64 << 10;
@@ -152,9 +152,12 @@ async fn deliver(intake: &Intake, frames: &mut Vec<Frame>) {
     if frames.is_empty() {
         return;
     }
+    let now_ns = intake.now_ns();
+    let mut tally = Tally::default();
     let items = frames
         .drain(..)
-        .map(|f| intake.parse(Transport::Tcp, &f.data, f.truncated))
+        .map(|f| intake.parse_at(now_ns, &f.data, f.truncated, &mut tally))
         .collect();
+    intake.count(Transport::Tcp, &tally);
     intake.send_waiting(Transport::Tcp, items).await;
 }
