@@ -65,6 +65,8 @@ pub(crate) struct Receivers {
     /// Samples or lines by receiver, unit and outcome (accepted, rejected).
     pub(crate) items: Arc<CounterVec>,
     limits: Limits,
+    /// Partitions of the `metrics` topic, described on the first remote_write request.
+    metrics_partitions: std::sync::OnceLock<u32>,
 }
 
 impl Receivers {
@@ -83,6 +85,7 @@ impl Receivers {
                 &["receiver", "unit", "outcome"],
             )),
             limits,
+            metrics_partitions: std::sync::OnceLock::new(),
         }
     }
 
@@ -120,9 +123,12 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
         let body = read_body(req, &limits).await?;
         let store = state.metrics_store().cloned();
         let partitions = match state.stream() {
-            Some(stream) => crate::metrics_partition::metrics_partitions(stream.as_ref())
-                .await
-                .map_err(|e| (ApiError::internal(&e), 0))?,
+            Some(stream) => crate::metrics_partition::metrics_partitions(
+                stream.as_ref(),
+                &state.receivers().metrics_partitions,
+            )
+            .await
+            .map_err(|e| (ApiError::internal(&e), 0))?,
             None => 1,
         };
         let decoded = tokio::task::spawn_blocking(move || {

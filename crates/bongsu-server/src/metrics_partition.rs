@@ -10,6 +10,8 @@
 //! acknowledged when all of them are durable. If one append fails the sender retries the whole
 //! request, and the samples that were stored are counted as duplicates, not stored twice.
 
+use std::sync::OnceLock;
+
 use bongsu_model::{Labels, MetricsRecord};
 use bongsu_stream::{Record, Stream};
 
@@ -72,10 +74,18 @@ pub(crate) fn encode_by_partition(record: MetricsRecord, partitions: u32) -> Vec
     out
 }
 
-/// The number of partitions of the `metrics` topic.
-pub(crate) async fn metrics_partitions(stream: &dyn Stream) -> bongsu_stream::Result<u32> {
+/// The number of partitions of the `metrics` topic, described once and kept in `cache`: a
+/// topic's partition count does not change while the server runs, and describing it takes every
+/// partition's log lock, which appends need.
+pub(crate) async fn metrics_partitions(
+    stream: &dyn Stream,
+    cache: &OnceLock<u32>,
+) -> bongsu_stream::Result<u32> {
+    if let Some(n) = cache.get() {
+        return Ok(*n);
+    }
     let desc = stream.describe_topic(METRICS_TOPIC).await?;
-    Ok(desc.partitions.len().max(1) as u32)
+    Ok(*cache.get_or_init(|| desc.partitions.len().max(1) as u32))
 }
 
 /// Appends the parts (from [`encode_by_partition`]) to their partitions concurrently and waits

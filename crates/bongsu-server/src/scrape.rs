@@ -21,14 +21,17 @@ use crate::{Error, Result};
 struct StreamSink {
     stream: Arc<dyn Stream>,
     clock: Arc<dyn Clock>,
+    /// Partitions of the `metrics` topic, described on the first scrape.
+    partitions: std::sync::OnceLock<u32>,
 }
 
 #[async_trait]
 impl MetricsSink for StreamSink {
     async fn append(&self, record: MetricsRecord) -> bongsu_scrape::Result<()> {
-        let partitions = crate::metrics_partition::metrics_partitions(self.stream.as_ref())
-            .await
-            .map_err(bongsu_scrape::Error::sink)?;
+        let partitions =
+            crate::metrics_partition::metrics_partitions(self.stream.as_ref(), &self.partitions)
+                .await
+                .map_err(bongsu_scrape::Error::sink)?;
         // Each series to its own partition, so the store applies it in order.
         let parts = crate::metrics_partition::encode_by_partition(record, partitions);
         let now = self.clock.now_ms();
@@ -75,6 +78,7 @@ pub(crate) async fn start(state: &AppState, stream: Arc<dyn Stream>) -> Result<(
     let sink = Arc::new(StreamSink {
         stream,
         clock: state.clock().clone(),
+        partitions: std::sync::OnceLock::new(),
     });
     let opts = ScrapeOptions {
         limits: state.config().ingest.limits(),
