@@ -5,6 +5,7 @@
 use bongsu_model::{Label, LogEntry};
 
 use crate::bloom::Bloom;
+use crate::ngrams::GramFilter;
 use crate::tokens;
 
 pub(crate) const CHUNK_MAGIC: &[u8; 4] = b"BLCK";
@@ -28,6 +29,8 @@ pub(crate) struct ChunkMeta {
     /// stream's replay watermark once the chunk is in a segment). Set by the store.
     pub(crate) offsets: Vec<(u32, u64)>,
     pub(crate) filter: Bloom,
+    /// The substring filter; `None` for chunks written before it existed.
+    pub(crate) grams: Option<GramFilter>,
 }
 
 /// An encoded chunk and its index metadata.
@@ -114,6 +117,7 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
     hashes.sort_unstable();
     hashes.dedup();
     let filter = Bloom::build(&hashes);
+    let grams = Some(GramFilter::build(&raw[text_start..]));
 
     // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be
     // a broken invariant of the library, so fall back to storing nothing rather than panic.
@@ -142,6 +146,7 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
             line_bytes: entries.iter().map(|e| e.line.len() as u64).sum(),
             offsets: Vec::new(),
             filter,
+            grams,
         },
     }
 }
@@ -388,6 +393,9 @@ mod tests {
                 // The filter never lacks a token of a stored line.
                 let mut ok = true;
                 tokens::for_each_token(e.line.as_bytes(), |h| ok &= enc.meta.filter.may_contain(h));
+                prop_assert!(ok);
+                let grams = enc.meta.grams.as_ref().unwrap();
+                crate::ngrams::for_each_winnowed_gram(e.line.as_bytes(), |h| ok &= grams.may_contain(h));
                 prop_assert!(ok);
             }
         }

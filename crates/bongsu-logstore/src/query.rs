@@ -24,8 +24,10 @@ struct Prepared<'a> {
     /// The remaining stages and their compiled line filters.
     rest: &'a [Stage],
     rest_compiled: Vec<Option<Compiled>>,
-    /// Every chunk read must hold all these tokens.
+    /// Every chunk read must hold all these tokens ...
     required: Vec<u64>,
+    /// ... and all these winnowed grams (of the filters' required literals).
+    required_grams: Vec<u64>,
 }
 
 impl<'a> Prepared<'a> {
@@ -37,10 +39,14 @@ impl<'a> Prepared<'a> {
             .count();
         let mut prefix = Vec::new();
         let mut required = Vec::new();
+        let mut required_grams = Vec::new();
         for s in &expr.stages[..n] {
             if let Stage::Line(f) = s {
                 prefix.push(Compiled::new(f));
                 required.extend(pipeline::required_tokens(f));
+                for lit in crate::literals::required_literals(f) {
+                    required_grams.extend(crate::ngrams::required_grams(&lit));
+                }
             }
         }
         // Drive the chunk scan with the most selective-looking positive filter: the longest
@@ -60,6 +66,8 @@ impl<'a> Prepared<'a> {
         }
         required.sort_unstable();
         required.dedup();
+        required_grams.sort_unstable();
+        required_grams.dedup();
         let rest = &expr.stages[n..];
         let rest_compiled = rest
             .iter()
@@ -74,12 +82,18 @@ impl<'a> Prepared<'a> {
             rest,
             rest_compiled,
             required,
+            required_grams,
         }
     }
 
     fn chunk_may_match(&self, src: &Source<'_>) -> bool {
         match src.meta() {
-            Some(m) => self.required.iter().all(|&h| m.filter.may_contain(h)),
+            Some(m) => {
+                self.required.iter().all(|&h| m.filter.may_contain(h))
+                    && m.grams
+                        .as_ref()
+                        .is_none_or(|g| self.required_grams.iter().all(|&h| g.may_contain(h)))
+            }
             None => true,
         }
     }

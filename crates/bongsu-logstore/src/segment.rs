@@ -12,9 +12,13 @@ use bongsu_model::{Label, Labels};
 use crate::bloom::Bloom;
 use crate::chunk::{ChunkMeta, EncodedChunk, CHUNK_HEADER_LEN};
 use crate::error::{corrupt, io_err, Result};
+use crate::ngrams::GramFilter;
 
 const SEG_MAGIC: &[u8; 4] = b"BSEG";
-const SEG_VERSION: u16 = 1;
+/// Version 2 adds the substring filter to the index; version 1 segments still open (their
+/// chunks have no substring filter).
+const SEG_VERSION: u16 = 2;
+const SEG_VERSION_1: u16 = 1;
 const IDX_MAGIC: &[u8; 4] = b"BIDX";
 const TRAILER_MAGIC: &[u8; 4] = b"BSGE";
 const HEADER_LEN: u64 = 16;
@@ -119,6 +123,13 @@ impl Segment {
             }
             buf.extend_from_slice(&(c.meta.filter.encoded_len() as u32).to_le_bytes());
             c.meta.filter.encode(&mut buf);
+            match &c.meta.grams {
+                Some(g) => {
+                    buf.extend_from_slice(&(g.encoded_len() as u32).to_le_bytes());
+                    g.encode(&mut buf);
+                }
+                None => buf.extend_from_slice(&0u32.to_le_bytes()),
+            }
         }
         let index_len = buf.len() as u64 - index_offset;
         let crc = crc32c::crc32c(&buf[index_offset as usize..]);
@@ -159,10 +170,13 @@ impl Segment {
             return Err(corrupt(path, "bad segment magic"));
         }
         let version = u16::from_le_bytes([header[4], header[5]]);
-        if version != SEG_VERSION {
+        if version != SEG_VERSION && version != SEG_VERSION_1 {
             return Err(corrupt(
                 path,
-                format!("unsupported segment version {version}"),
+                format!(
+                    "unsupported segment version {version} (this build reads 1 and 2): \
+                     run a newer bongsu or move the log store directory aside"
+                ),
             ));
         }
         let mut trailer = [0u8; TRAILER_LEN as usize];
@@ -186,7 +200,7 @@ impl Segment {
         if crc32c::crc32c(&idx) != crc {
             return Err(corrupt(path, "segment index checksum mismatch"));
         }
-        let listed = parse_index(&idx, index_offset)
+        let listed = parse_index(&idx, index_offset, version)
             .ok_or_else(|| corrupt(path, "segment index malformed"))?;
         let max_ts = newest(&listed);
         Ok((
@@ -254,7 +268,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn parse_index(idx: &[u8], index_offset: u64) -> Option<Vec<SegmentChunk>> {
+fn parse_index(idx: &[u8], index_offset: u64, version: u16) -> Option<Vec<SegmentChunk>> {
     let mut r = Reader { b: idx, pos: 0 };
     if r.take(4)? != IDX_MAGIC {
         return None;
@@ -296,6 +310,14 @@ fn parse_index(idx: &[u8], index_offset: u64) -> Option<Vec<SegmentChunk>> {
         }
         let flen = r.u32()? as usize;
         let filter = Bloom::decode(r.take(flen)?)?;
+        let grams = if version >= SEG_VERSION {
+            match r.u32()? as usize {
+                0 => None,
+                glen => Some(GramFilter::decode(r.take(glen)?)?),
+            }
+        } else {
+            None
+        };
         if offset < HEADER_LEN || offset.checked_add(u64::from(len))? > index_offset {
             return None;
         }
@@ -310,6 +332,7 @@ fn parse_index(idx: &[u8], index_offset: u64) -> Option<Vec<SegmentChunk>> {
                 line_bytes,
                 offsets,
                 filter,
+                grams,
             },
         });
     }

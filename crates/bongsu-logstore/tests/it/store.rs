@@ -285,7 +285,9 @@ fn rare_token_search_skips_almost_every_chunk() {
         assert!(s.chunks_total > 100, "{s:?}");
         assert!(s.chunks_scanned * 20 <= s.chunks_total, "{q}: {s:?}");
     }
-    // A bare literal may sit inside a longer token, so no chunk may be skipped.
+    // A bare literal may sit inside a longer token: the token filter cannot use it, the
+    // substring (gram) filter can: a 12-byte literal requires one or two grams, each let
+    // through by about a quarter of the chunks (longer literals require more).
     let r = st
         .query_range(
             &format!(r#"{{app="svc"}} |= "{target}""#),
@@ -297,7 +299,11 @@ fn rare_token_search_skips_almost_every_chunk() {
         )
         .unwrap();
     assert_eq!(lines(&r).len(), 1);
-    assert_eq!(r.stats.chunks_skipped_by_filter, 0);
+    let s = &r.stats;
+    assert!(
+        s.chunks_scanned * 3 <= s.chunks_total,
+        "bare literal: {s:?}"
+    );
 }
 
 #[test]
