@@ -75,6 +75,11 @@ fn unzigzag(v: u64) -> i64 {
 
 /// Encodes entries that are already sorted by timestamp (stable for equal timestamps).
 pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
+    encode_with_level(entries, ZSTD_LEVEL)
+}
+
+/// [`encode`] at zstd level `level` (compaction uses a higher one than ingest).
+pub(crate) fn encode_with_level(entries: &[LogEntry], level: i32) -> EncodedChunk {
     debug_assert!(entries
         .windows(2)
         .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
@@ -121,7 +126,7 @@ pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
 
     // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be
     // a broken invariant of the library, so fall back to storing nothing rather than panic.
-    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap_or_default();
+    let compressed = zstd::bulk::compress(&raw, level).unwrap_or_default();
     let min_ts = entries.first().map_or(0, |e| e.timestamp_ns);
     let max_ts = entries.last().map_or(0, |e| e.timestamp_ns);
     let mut bytes = Vec::with_capacity(CHUNK_HEADER_LEN + compressed.len());

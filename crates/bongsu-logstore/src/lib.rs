@@ -17,6 +17,7 @@
 mod bloom;
 mod checkpoint;
 mod chunk;
+mod compact;
 mod error;
 mod literals;
 mod logql;
@@ -26,15 +27,18 @@ mod query;
 mod record;
 mod result;
 mod segment;
+mod storage;
 mod store;
 mod tokens;
 
+pub use compact::{Compacted, CompactionPlan};
 pub use error::{Error, Result};
 pub use record::{IndexStats, RejectedStream};
 pub use result::{
     format_value, series_to_loki_json, strings_to_loki_json, to_loki_json, Direction, MatrixSeries,
     QueryResult, QueryStats, ResultData, StreamEntries, VectorSample,
 };
+pub use storage::StreamStorage;
 pub use store::{Clock, Config, LogStore, ManualClock, StoreStats, SystemClock};
 
 /// Checks a query's syntax without running it; the error names line and column.

@@ -43,7 +43,12 @@ pub(crate) struct Segment {
     pub(crate) size: u64,
     /// Newest entry in the segment (retention by time).
     pub(crate) max_ts: i64,
+    /// Written by compaction (header flag bit 0): not compacted again.
+    pub(crate) compacted: bool,
 }
+
+/// Header flag: the segment was written by compaction.
+pub(crate) const FLAG_COMPACTED: u16 = 1;
 
 pub(crate) fn file_name(seq: u64) -> String {
     format!("{seq:020}.seg")
@@ -63,85 +68,8 @@ impl Segment {
     ) -> Result<(Segment, Vec<SegmentChunk>)> {
         let path = dir.join(file_name(seq));
         let tmp = dir.join(format!("{}.tmp", file_name(seq)));
-        let mut buf = Vec::with_capacity(
-            HEADER_LEN as usize
-                + chunks
-                    .iter()
-                    .map(|(_, c)| c.bytes.len() + 64)
-                    .sum::<usize>(),
-        );
-        buf.extend_from_slice(SEG_MAGIC);
-        buf.extend_from_slice(&SEG_VERSION.to_le_bytes());
-        buf.extend_from_slice(&0u16.to_le_bytes());
-        buf.extend_from_slice(&seq.to_le_bytes());
-        // Stream table: each distinct label set once.
-        let mut streams: Vec<&Labels> = Vec::new();
-        let mut stream_idx = Vec::with_capacity(chunks.len());
-        let mut listed = Vec::with_capacity(chunks.len());
-        for (labels, c) in chunks {
-            let idx = match streams.iter().position(|s| s == labels) {
-                Some(i) => i,
-                None => {
-                    streams.push(labels);
-                    streams.len() - 1
-                }
-            };
-            stream_idx.push(idx as u32);
-            listed.push(SegmentChunk {
-                stream: (*labels).clone(),
-                offset: buf.len() as u64,
-                len: c.bytes.len() as u32,
-                meta: c.meta.clone(),
-            });
-            buf.extend_from_slice(&c.bytes);
-        }
-        let index_offset = buf.len() as u64;
-        buf.extend_from_slice(IDX_MAGIC);
-        buf.extend_from_slice(&(streams.len() as u32).to_le_bytes());
-        for s in &streams {
-            buf.extend_from_slice(&(s.len() as u16).to_le_bytes());
-            for l in s.iter() {
-                buf.extend_from_slice(&(l.name.len() as u16).to_le_bytes());
-                buf.extend_from_slice(l.name.as_bytes());
-                buf.extend_from_slice(&(l.value.len() as u32).to_le_bytes());
-                buf.extend_from_slice(l.value.as_bytes());
-            }
-        }
-        buf.extend_from_slice(&(listed.len() as u32).to_le_bytes());
-        for (c, &si) in listed.iter().zip(&stream_idx) {
-            buf.extend_from_slice(&si.to_le_bytes());
-            buf.extend_from_slice(&c.offset.to_le_bytes());
-            buf.extend_from_slice(&c.len.to_le_bytes());
-            buf.extend_from_slice(&c.meta.min_ts.to_le_bytes());
-            buf.extend_from_slice(&c.meta.max_ts.to_le_bytes());
-            buf.extend_from_slice(&c.meta.entries.to_le_bytes());
-            buf.extend_from_slice(&c.meta.line_bytes.to_le_bytes());
-            buf.extend_from_slice(&(c.meta.offsets.len() as u16).to_le_bytes());
-            for (p, o) in &c.meta.offsets {
-                buf.extend_from_slice(&p.to_le_bytes());
-                buf.extend_from_slice(&o.to_le_bytes());
-            }
-            buf.extend_from_slice(&(c.meta.filter.encoded_len() as u32).to_le_bytes());
-            c.meta.filter.encode(&mut buf);
-            match &c.meta.grams {
-                Some(g) => {
-                    buf.extend_from_slice(&(g.encoded_len() as u32).to_le_bytes());
-                    g.encode(&mut buf);
-                }
-                None => buf.extend_from_slice(&0u32.to_le_bytes()),
-            }
-        }
-        let index_len = buf.len() as u64 - index_offset;
-        let crc = crc32c::crc32c(&buf[index_offset as usize..]);
-        buf.extend_from_slice(&index_offset.to_le_bytes());
-        buf.extend_from_slice(&index_len.to_le_bytes());
-        buf.extend_from_slice(&crc.to_le_bytes());
-        buf.extend_from_slice(TRAILER_MAGIC);
-
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&buf).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        drop(f);
+        let (buf, listed) = build(seq, 0, chunks);
+        write_durably(&tmp, &buf)?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(dir)?;
         let file = File::open(&path).map_err(io_err(&path))?;
@@ -152,6 +80,7 @@ impl Segment {
                 file,
                 size: buf.len() as u64,
                 max_ts,
+                compacted: false,
             },
             listed,
         ))
@@ -203,15 +132,22 @@ impl Segment {
         let listed = parse_index(&idx, index_offset, version)
             .ok_or_else(|| corrupt(path, "segment index malformed"))?;
         let max_ts = newest(&listed);
+        let flags = u16::from_le_bytes([header[6], header[7]]);
         Ok((
             Segment {
                 path: path.to_owned(),
                 file,
                 size,
                 max_ts,
+                compacted: flags & FLAG_COMPACTED != 0,
             },
             listed,
         ))
+    }
+
+    /// Another handle on the segment's file (for reading without the store).
+    pub(crate) fn try_clone_file(&self) -> Result<File> {
+        self.file.try_clone().map_err(io_err(&self.path))
     }
 
     /// Reads a chunk's bytes.
@@ -224,6 +160,97 @@ impl Segment {
             .read_exact_at(out, offset)
             .map_err(io_err(&self.path))
     }
+}
+
+/// The bytes of a segment file holding `chunks`, and where each chunk lies in it.
+pub(crate) fn build(
+    seq: u64,
+    flags: u16,
+    chunks: &[(&Labels, &EncodedChunk)],
+) -> (Vec<u8>, Vec<SegmentChunk>) {
+    let mut buf = Vec::with_capacity(
+        HEADER_LEN as usize
+            + chunks
+                .iter()
+                .map(|(_, c)| c.bytes.len() + 64)
+                .sum::<usize>(),
+    );
+    buf.extend_from_slice(SEG_MAGIC);
+    buf.extend_from_slice(&SEG_VERSION.to_le_bytes());
+    buf.extend_from_slice(&flags.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    // Stream table: each distinct label set once.
+    let mut streams: Vec<&Labels> = Vec::new();
+    let mut stream_idx = Vec::with_capacity(chunks.len());
+    let mut listed = Vec::with_capacity(chunks.len());
+    for (labels, c) in chunks {
+        let idx = match streams.iter().position(|s| s == labels) {
+            Some(i) => i,
+            None => {
+                streams.push(labels);
+                streams.len() - 1
+            }
+        };
+        stream_idx.push(idx as u32);
+        listed.push(SegmentChunk {
+            stream: (*labels).clone(),
+            offset: buf.len() as u64,
+            len: c.bytes.len() as u32,
+            meta: c.meta.clone(),
+        });
+        buf.extend_from_slice(&c.bytes);
+    }
+    let index_offset = buf.len() as u64;
+    buf.extend_from_slice(IDX_MAGIC);
+    buf.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+    for s in &streams {
+        buf.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        for l in s.iter() {
+            buf.extend_from_slice(&(l.name.len() as u16).to_le_bytes());
+            buf.extend_from_slice(l.name.as_bytes());
+            buf.extend_from_slice(&(l.value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(l.value.as_bytes());
+        }
+    }
+    buf.extend_from_slice(&(listed.len() as u32).to_le_bytes());
+    for (c, &si) in listed.iter().zip(&stream_idx) {
+        buf.extend_from_slice(&si.to_le_bytes());
+        buf.extend_from_slice(&c.offset.to_le_bytes());
+        buf.extend_from_slice(&c.len.to_le_bytes());
+        buf.extend_from_slice(&c.meta.min_ts.to_le_bytes());
+        buf.extend_from_slice(&c.meta.max_ts.to_le_bytes());
+        buf.extend_from_slice(&c.meta.entries.to_le_bytes());
+        buf.extend_from_slice(&c.meta.line_bytes.to_le_bytes());
+        buf.extend_from_slice(&(c.meta.offsets.len() as u16).to_le_bytes());
+        for (p, o) in &c.meta.offsets {
+            buf.extend_from_slice(&p.to_le_bytes());
+            buf.extend_from_slice(&o.to_le_bytes());
+        }
+        buf.extend_from_slice(&(c.meta.filter.encoded_len() as u32).to_le_bytes());
+        c.meta.filter.encode(&mut buf);
+        match &c.meta.grams {
+            Some(g) => {
+                buf.extend_from_slice(&(g.encoded_len() as u32).to_le_bytes());
+                g.encode(&mut buf);
+            }
+            None => buf.extend_from_slice(&0u32.to_le_bytes()),
+        }
+    }
+    let index_len = buf.len() as u64 - index_offset;
+    let crc = crc32c::crc32c(&buf[index_offset as usize..]);
+    buf.extend_from_slice(&index_offset.to_le_bytes());
+    buf.extend_from_slice(&index_len.to_le_bytes());
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf.extend_from_slice(TRAILER_MAGIC);
+
+    (buf, listed)
+}
+
+/// Writes `buf` to `path` (created or truncated) and fsyncs it.
+pub(crate) fn write_durably(path: &Path, buf: &[u8]) -> Result<()> {
+    let mut f = File::create(path).map_err(io_err(path))?;
+    f.write_all(buf).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
 }
 
 fn newest(listed: &[SegmentChunk]) -> i64 {

@@ -85,6 +85,9 @@ pub struct Config {
     pub max_series: usize,
     /// Most steps a range query may evaluate.
     pub max_steps: usize,
+    /// `maintain` compacts segments (merges a stream's chunks, recompresses them harder; see
+    /// [`LogStore::compact`]).
+    pub compaction: bool,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             default_limit: 100,
             max_series: 50_000,
             max_steps: 11_000,
+            compaction: true,
         }
     }
 }
@@ -233,19 +237,19 @@ pub struct StoreStats {
 
 /// The log store. Writes take `&mut self`; queries take `&self`.
 pub struct LogStore {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub(crate) cfg: Config,
     clock: Arc<dyn Clock>,
     pub(crate) streams: Vec<Stream>,
-    by_labels: HashMap<Labels, usize>,
+    pub(crate) by_labels: HashMap<Labels, usize>,
     /// label name -> value -> stream ids.
     pub(crate) postings: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
     pub(crate) segments: BTreeMap<u64, Segment>,
-    next_seq: u64,
+    pub(crate) next_seq: u64,
     /// Per partition, the offset after the last record applied in memory.
     pub(crate) applied: BTreeMap<u32, u64>,
     /// The replay offsets in the last checkpoint.
-    durable: BTreeMap<u32, u64>,
+    pub(crate) durable: BTreeMap<u32, u64>,
     head_bytes: usize,
     sealed_bytes: usize,
     last_flush_ns: i64,
@@ -546,6 +550,9 @@ impl LogStore {
         {
             self.write_sealed()?;
         }
+        if self.cfg.compaction {
+            self.compact()?;
+        }
         self.apply_retention()
     }
 
@@ -634,7 +641,10 @@ impl LogStore {
                 .filter(|(s, _)| !drop.contains(s))
                 .map(|(_, g)| g.size)
                 .sum();
-            for (&seq, seg) in &self.segments {
+            // Oldest data first (a compacted segment has a new number but old data).
+            let mut by_age: Vec<(&u64, &Segment)> = self.segments.iter().collect();
+            by_age.sort_by_key(|(&seq, g)| (g.max_ts, seq));
+            for (&seq, seg) in by_age {
                 if total <= max {
                     break;
                 }

@@ -312,6 +312,8 @@ fn retention_by_time_and_size_deletes_whole_segments() {
     let clock = Arc::new(ManualClock::new(T0));
     let cfg = Config {
         retention_ns: Some(3600 * S),
+        // Whole segments as flushed (compaction would merge neighbours in time).
+        compaction: false,
         ..Config::default()
     };
     let mut st = LogStore::open_with_clock(dir.path(), cfg, clock.clone()).unwrap();
