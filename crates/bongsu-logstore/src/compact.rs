@@ -34,7 +34,7 @@ pub(crate) const LEVEL: i32 = 9;
 /// Line text per compacted chunk (the last chunk of a stream may be smaller).
 pub(crate) const CHUNK_TEXT_BYTES: usize = 4 << 20;
 /// Most line text one compaction step takes (at least one segment is taken).
-pub(crate) const GROUP_TEXT_BYTES: u64 = 512 << 20;
+pub(crate) const GROUP_TEXT_BYTES: u64 = 256 << 20;
 /// Segments are merged only while their newest entries lie within this of the first one's, so
 /// retention by time (whole segments) stays about as fine-grained.
 pub(crate) const GROUP_SPAN_NS: i64 = 3600 * 1_000_000_000;
@@ -85,7 +85,7 @@ pub struct Compacted {
 }
 
 impl LogStore {
-    /// The oldest segments not yet compacted, up to 512 MiB of line text (at least one) whose
+    /// The oldest segments not yet compacted, up to 256 MiB of line text (at least one) whose
     /// newest entries lie within an hour of each other, or `None` when every segment is
     /// compacted.
     pub fn plan_compaction(&self) -> Result<Option<CompactionPlan>> {
