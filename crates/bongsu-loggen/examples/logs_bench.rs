@@ -282,6 +282,46 @@ fn main() -> Result<()> {
             r.stats.chunks_total
         );
     }
+    // False positives of the filters: absent random ids, each query's chunk reads counted.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (what, n) in [("UUID", 36usize), ("16 hex digits", 16), ("12 hex digits", 12)] {
+        let (mut read, mut total) = (0usize, 0usize);
+        for _ in 0..20 {
+            let (a, b) = (next(), next());
+            let id = if n == 36 {
+                format!(
+                    "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                    a >> 32,
+                    (a >> 16) & 0xffff,
+                    a & 0xffff,
+                    b >> 48,
+                    b & 0xffff_ffff_ffff
+                )
+            } else {
+                format!("{a:016x}")[..n].to_owned()
+            };
+            let r = st.query_range(
+                &format!("{all} |= \"{id}\""),
+                0,
+                i64::MAX,
+                1,
+                100,
+                Direction::Backward,
+            )?;
+            read += r.stats.chunks_scanned;
+            total += r.stats.chunks_total;
+        }
+        println!(
+            "| filter false positives, `|=` 20 absent random ids of {what} | {:.3} % of chunks read ({read} of {total}) | |",
+            read as f64 * 100.0 / total.max(1) as f64
+        );
+    }
     for q in [r#"{host="web-01", source="access"}"#, r#"{app="sshd"}"#] {
         let (wall, _, r) = run(q, 100, Direction::Backward)?;
         println!(
