@@ -15,10 +15,15 @@ use crate::native::FloatHistogram;
 use crate::value::{QueryResult, Value};
 use crate::{Error, Result};
 
+/// A label set shared between steps and elements: selectors hand out the stored
+/// series' labels without copying them, and only operations that change labels
+/// (`Arc::make_mut`) copy.
+pub(crate) type SLabels = Arc<Labels>;
+
 /// One element of an instant vector during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct Elem {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) value: f64,
     /// Timestamp of the underlying sample (for `timestamp()`).
     pub(crate) ts: i64,
@@ -35,20 +40,32 @@ pub(crate) fn drop_schema(l: &mut Labels) {
     l.remove("__unit__");
 }
 
+/// `labels` without the metric name when `drop_name`; shares `labels` when nothing is
+/// dropped.
+pub(crate) fn final_of(labels: &SLabels, drop_name: bool) -> SLabels {
+    if drop_name
+        && labels
+            .iter()
+            .any(|l| matches!(l.name.as_str(), METRIC_NAME | "__type__" | "__unit__"))
+    {
+        let mut l = (**labels).clone();
+        drop_schema(&mut l);
+        Arc::new(l)
+    } else {
+        labels.clone()
+    }
+}
+
 impl Elem {
-    pub(crate) fn final_labels(&self) -> Labels {
-        let mut l = self.labels.clone();
-        if self.drop_name {
-            drop_schema(&mut l);
-        }
-        l
+    pub(crate) fn final_labels(&self) -> SLabels {
+        final_of(&self.labels, self.drop_name)
     }
 }
 
 /// One series of a range vector during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct MSeries {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) points: Vec<(i64, f64)>,
     pub(crate) drop_name: bool,
     /// Native histogram points, in timestamp order.
@@ -56,12 +73,8 @@ pub(crate) struct MSeries {
 }
 
 impl MSeries {
-    pub(crate) fn final_labels(&self) -> Labels {
-        let mut l = self.labels.clone();
-        if self.drop_name {
-            drop_schema(&mut l);
-        }
-        l
+    pub(crate) fn final_labels(&self) -> SLabels {
+        final_of(&self.labels, self.drop_name)
     }
 }
 
@@ -82,7 +95,7 @@ impl Pt {
 /// A selected series with its float and histogram points merged in time order.
 #[derive(Debug, Clone)]
 pub(crate) struct EvSeries {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) points: Vec<Pt>,
 }
 
@@ -111,6 +124,12 @@ pub(crate) struct Evaluator<'a> {
     stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
     /// `pos_of` results by expression address (the AST outlives the evaluation).
     pos_cache: std::cell::RefCell<HashMap<usize, String>>,
+    /// Grouping labels by (aggregation expression address, input labels address), with
+    /// the input labels kept alive: see `aggregate`.
+    group_cache: HashMap<(usize, usize), (SLabels, SLabels)>,
+    /// Inner results of subqueries by (subquery address, histogram statistics mode) and
+    /// evaluation time: see `subquery`.
+    sub_cache: HashMap<(usize, bool), std::collections::BTreeMap<i64, Val>>,
     infos: BTreeSet<String>,
 }
 
@@ -274,6 +293,8 @@ impl<'a> Evaluator<'a> {
             stats_mode: false,
             stats_data: HashMap::new(),
             pos_cache: std::cell::RefCell::new(HashMap::new()),
+            group_cache: HashMap::new(),
+            sub_cache: HashMap::new(),
             infos: BTreeSet::new(),
         }
     }
@@ -511,13 +532,27 @@ impl<'a> Evaluator<'a> {
         if ts <= lo {
             ts = ts.saturating_add(step);
         }
-        let mut order: Vec<Labels> = Vec::new();
-        let mut map: HashMap<Labels, MSeries> = HashMap::new();
+        let mut order: Vec<SLabels> = Vec::new();
+        let mut map: HashMap<SLabels, MSeries> = HashMap::new();
+        // Inner evaluation times are multiples of the step, so the windows of successive
+        // outer steps share most of them: each inner result is computed once per query and
+        // kept while later windows can still use it.
+        let cache_key = (sq as *const SubqueryExpr as usize, self.stats_mode);
+        let mut cache = self.sub_cache.remove(&cache_key).unwrap_or_default();
+        cache = cache.split_off(&ts);
         while ts <= rt {
             self.check_deadline()?;
-            match self.eval(&sq.expr, ts)? {
+            let val = match cache.get(&ts) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.eval(&sq.expr, ts)?;
+                    cache.insert(ts, v.clone());
+                    v
+                }
+            };
+            match val {
                 Val::Scalar(v) => {
-                    let l = Labels::empty();
+                    let l = SLabels::default();
                     map.entry(l.clone())
                         .or_insert_with(|| {
                             order.push(l.clone());
@@ -575,6 +610,7 @@ impl<'a> Evaluator<'a> {
                 None => break,
             }
         }
+        self.sub_cache.insert(cache_key, cache);
         let mut out = Vec::with_capacity(order.len());
         for l in order {
             if let Some(s) = map.remove(&l) {
@@ -793,7 +829,7 @@ impl<'a> Evaluator<'a> {
             _ => (Vec::new(), false, false),
         };
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let mut one_sigs: HashMap<Labels, usize> = HashMap::new();
+        let mut one_sigs: HashMap<Labels, usize> = HashMap::with_capacity(one.len());
         for (i, e) in one.iter().enumerate() {
             let sig = signature(&e.labels, on, &names);
             if let Some(&j) = one_sigs.get(&sig) {
@@ -812,7 +848,7 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         let mut one_matched = vec![false; one.len()];
         let filler = Elem {
-            labels: Labels::empty(),
+            labels: SLabels::default(),
             value: fill_one.unwrap_or(f64::NAN),
             ts: 0,
             drop_name: false,
@@ -860,27 +896,31 @@ impl<'a> Evaluator<'a> {
                         .filter(|x| names.iter().any(|n| n == &x.name))
                         .cloned()
                         .collect();
-                    labels = Labels::new(kept)?;
-                } else {
+                    labels = Arc::new(Labels::new(kept)?);
+                } else if names.iter().any(|n| labels.get(n).is_some()) {
+                    let l = Arc::make_mut(&mut labels);
                     for n in &names {
-                        labels.remove(n);
+                        l.remove(n);
                     }
                 }
             } else {
                 for n in &include {
                     match r.labels.get(n) {
                         Some(v) => {
-                            let v = v.to_owned();
-                            labels.set(n, &v)
+                            if labels.get(n) != Some(v) {
+                                Arc::make_mut(&mut labels).set(n, v);
+                            }
                         }
                         None => {
-                            labels.remove(n);
+                            if labels.get(n).is_some() {
+                                Arc::make_mut(&mut labels).remove(n);
+                            }
                         }
                     }
                 }
             }
             if one_to_many || many_to_one {
-                let mut key = labels.clone();
+                let mut key = (*labels).clone();
                 if drop_name {
                     key.remove(METRIC_NAME);
                 }
@@ -919,7 +959,7 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 out.push(Elem {
-                    labels: signature(&r.labels, on, &names),
+                    labels: Arc::new(signature(&r.labels, on, &names)),
                     value: val,
                     ts: 0,
                     drop_name: false,
@@ -960,8 +1000,8 @@ impl<'a> Evaluator<'a> {
             Labels::new(kept).unwrap_or_default()
         };
         // Group in order of first appearance.
-        let mut order: Vec<Labels> = Vec::new();
-        let mut groups: HashMap<Labels, Vec<Elem>> = HashMap::new();
+        let mut order: Vec<SLabels> = Vec::new();
+        let mut groups: HashMap<SLabels, Vec<Elem>> = HashMap::new();
         let count_values_label = match (op, &param) {
             ("count_values", Some(Val::Str(s))) => {
                 if !valid_label_name(s) {
@@ -1027,9 +1067,23 @@ impl<'a> Evaluator<'a> {
             };
             self.info(format!("ignored histogram in {op} aggregation{pos}"));
         }
+        let agg_id = a as *const AggregateExpr as usize;
         for e in input {
-            let mut g = group_labels(&e.labels);
+            // The grouping labels of a series are the same at every step: computed once
+            // per series and aggregation (the cache holds the input labels, so their
+            // address is not reused while the entry lives).
+            let cache_key = (agg_id, Arc::as_ptr(&e.labels) as usize);
+            let mut g = match self.group_cache.get(&cache_key) {
+                Some((_, g)) => g.clone(),
+                None => {
+                    let g = Arc::new(group_labels(&e.labels));
+                    self.group_cache
+                        .insert(cache_key, (e.labels.clone(), g.clone()));
+                    g
+                }
+            };
             if let Some(lbl) = &count_values_label {
+                let g = Arc::make_mut(&mut g);
                 match &e.h {
                     Some(h) => g.set(lbl, &crate::native::go_string(h)),
                     None => g.set(lbl, &crate::json::format_float(e.value)),
