@@ -127,6 +127,13 @@ pub(crate) struct Evaluator<'a> {
     /// Grouping labels by (aggregation expression address, input labels address), with
     /// the input labels kept alive: see `aggregate`.
     group_cache: HashMap<(usize, usize), (SLabels, SLabels)>,
+    /// Vector-matching signatures by (binary expression address, labels address): see
+    /// `sig_of`.
+    sig_cache: HashMap<(usize, usize), (SLabels, SLabels)>,
+    /// Result labels of a vector-matching binary expression by (expression, left labels,
+    /// right labels) addresses, with both inputs kept alive; only label sets that differ
+    /// from the many side's are kept.
+    res_cache: HashMap<(usize, usize, usize), ([SLabels; 2], SLabels)>,
     /// Inner results of subqueries by (subquery address, histogram statistics mode) and
     /// evaluation time: see `subquery`.
     sub_cache: HashMap<(usize, bool), std::collections::BTreeMap<i64, Val>>,
@@ -294,6 +301,8 @@ impl<'a> Evaluator<'a> {
             stats_data: HashMap::new(),
             pos_cache: std::cell::RefCell::new(HashMap::new()),
             group_cache: HashMap::new(),
+            sig_cache: HashMap::new(),
+            res_cache: HashMap::new(),
             sub_cache: HashMap::new(),
             infos: BTreeSet::new(),
         }
@@ -447,7 +456,7 @@ impl<'a> Evaluator<'a> {
                 self.check_deadline()?;
                 let rt = self.ref_time(&vs.at, &vs.offset, t);
                 let data = self.series_for(vs);
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(data.len());
                 for s in data.iter() {
                     let idx = s.points.partition_point(|x| x.t <= rt);
                     if idx == 0 {
@@ -472,11 +481,11 @@ impl<'a> Evaluator<'a> {
                 let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, t);
                 let lo = rt.saturating_sub(ms.range.as_millis() as i64);
                 let data = self.series_for(&ms.vs);
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(data.len());
                 for s in data.iter() {
                     let a = s.points.partition_point(|x| x.t <= lo);
                     let b = s.points.partition_point(|x| x.t <= rt);
-                    let mut points = Vec::new();
+                    let mut points = Vec::with_capacity(b - a);
                     let mut hists = Vec::new();
                     for p in &s.points[a..b] {
                         match &p.h {
@@ -654,7 +663,7 @@ impl<'a> Evaluator<'a> {
             (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool, b),
             (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool, b),
             (Val::Vector(l), Val::Vector(r)) => match op {
-                "and" | "or" | "unless" => Ok(Val::Vector(set_op(op, b, l, r))),
+                "and" | "or" | "unless" => Ok(Val::Vector(self.set_op(op, b, l, r))),
                 _ => self.vector_vector(op, b, l, r, return_bool),
             },
             _ => Err(Error::Eval(format!(
@@ -829,9 +838,9 @@ impl<'a> Evaluator<'a> {
             _ => (Vec::new(), false, false),
         };
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let mut one_sigs: HashMap<Labels, usize> = HashMap::with_capacity(one.len());
+        let mut one_sigs: HashMap<SLabels, usize> = HashMap::with_capacity(one.len());
         for (i, e) in one.iter().enumerate() {
-            let sig = signature(&e.labels, on, &names);
+            let sig = self.sig_of(b, &e.labels, on, &names);
             if let Some(&j) = one_sigs.get(&sig) {
                 let side = if one_to_many { "left" } else { "right" };
                 return Err(Error::Eval(format!(
@@ -843,7 +852,7 @@ impl<'a> Evaluator<'a> {
             }
             one_sigs.insert(sig, i);
         }
-        let mut matched: HashMap<Labels, ()> = HashMap::new();
+        let mut matched: HashMap<SLabels, ()> = HashMap::new();
         let mut inserted: std::collections::HashSet<Labels> = Default::default();
         let mut out = Vec::new();
         let mut one_matched = vec![false; one.len()];
@@ -855,7 +864,7 @@ impl<'a> Evaluator<'a> {
             h: None,
         };
         for e in &many {
-            let sig = signature(&e.labels, on, &names);
+            let sig = self.sig_of(b, &e.labels, on, &names);
             let r = match one_sigs.get(&sig) {
                 Some(&j) => {
                     one_matched[j] = true;
@@ -889,14 +898,18 @@ impl<'a> Evaluator<'a> {
             if !cmp || return_bool {
                 drop_name = true;
             }
-            if !one_to_many && !many_to_one {
+            let res_key = (
+                b as *const BinaryExpr as usize,
+                Arc::as_ptr(&e.labels) as usize,
+                Arc::as_ptr(&r.labels) as usize,
+            );
+            if let Some((_, l)) = self.res_cache.get(&res_key) {
+                // Computed at an earlier step for the same pair of series.
+                labels = l.clone();
+            } else if !one_to_many && !many_to_one {
                 if on {
-                    let kept: Vec<bongsu_model::Label> = labels
-                        .iter()
-                        .filter(|x| names.iter().any(|n| n == &x.name))
-                        .cloned()
-                        .collect();
-                    labels = Arc::new(Labels::new(kept)?);
+                    // The labels named by on(...) are the match signature.
+                    labels = sig.clone();
                 } else if names.iter().any(|n| labels.get(n).is_some()) {
                     let l = Arc::make_mut(&mut labels);
                     for n in &names {
@@ -918,6 +931,12 @@ impl<'a> Evaluator<'a> {
                         }
                     }
                 }
+            }
+            if !Arc::ptr_eq(&labels, &e.labels) && !self.res_cache.contains_key(&res_key) {
+                self.res_cache.insert(
+                    res_key,
+                    ([e.labels.clone(), r.labels.clone()], labels.clone()),
+                );
             }
             if one_to_many || many_to_one {
                 let mut key = (*labels).clone();
@@ -1528,43 +1547,50 @@ fn scalar_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
     })
 }
 
-fn set_op(op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem> {
-    let (on, names): (bool, Vec<String>) =
-        match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
-            None => (false, Vec::new()),
+impl Evaluator<'_> {
+    /// The vector-matching signature of `labels` for binary expression `b`, computed once
+    /// per series and expression (the cache holds `labels`, so its address is not reused
+    /// while the entry lives).
+    fn sig_of(&mut self, b: &BinaryExpr, labels: &SLabels, on: bool, names: &[String]) -> SLabels {
+        let key = (
+            b as *const BinaryExpr as usize,
+            Arc::as_ptr(labels) as usize,
+        );
+        if let Some((_, sig)) = self.sig_cache.get(&key) {
+            return sig.clone();
+        }
+        let sig = Arc::new(signature(labels, on, names));
+        self.sig_cache.insert(key, (labels.clone(), sig.clone()));
+        sig
+    }
+
+    fn set_op(&mut self, op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem> {
+        let (on, names): (bool, Vec<String>) =
+            match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+                None => (false, Vec::new()),
+            };
+        let (probe, other) = match op {
+            "and" | "unless" => (lhs, rhs),
+            _ => (rhs, lhs),
         };
-    match op {
-        "and" => {
-            let sigs: std::collections::HashSet<Labels> = rhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            lhs.into_iter()
-                .filter(|e| sigs.contains(&signature(&e.labels, on, &names)))
-                .collect()
+        let sigs: std::collections::HashSet<SLabels> = other
+            .iter()
+            .map(|e| self.sig_of(b, &e.labels, on, &names))
+            .collect();
+        let mut out = Vec::with_capacity(probe.len());
+        for e in probe {
+            let found = sigs.contains(&self.sig_of(b, &e.labels, on, &names));
+            if found == (op == "and") {
+                out.push(e);
+            }
         }
-        "unless" => {
-            let sigs: std::collections::HashSet<Labels> = rhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            lhs.into_iter()
-                .filter(|e| !sigs.contains(&signature(&e.labels, on, &names)))
-                .collect()
+        if op == "or" {
+            let mut all = other;
+            all.extend(out);
+            return all;
         }
-        _ => {
-            let sigs: std::collections::HashSet<Labels> = lhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            let mut out = lhs;
-            out.extend(
-                rhs.into_iter()
-                    .filter(|e| !sigs.contains(&signature(&e.labels, on, &names))),
-            );
-            out
-        }
+        out
     }
 }
