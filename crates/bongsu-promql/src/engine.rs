@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
-use crate::eval::{EvSeries, Evaluator, Pt, Val};
+use crate::eval::{EvSeries, Evaluator, Pt, SLabels, Val};
 use crate::storage::{MatchOp, Matcher, SelectHints, Storage};
 use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
 use crate::{Error, Result};
@@ -103,7 +103,7 @@ impl Engine {
                 let mut out = Vec::with_capacity(v.len());
                 for e in v {
                     out.push(InstantSample {
-                        labels: e.final_labels(),
+                        labels: Arc::unwrap_or_clone(e.final_labels()),
                         timestamp_ms: time_ms,
                         value: e.value,
                         histogram: e.h.map(|h| (*h).clone()),
@@ -115,7 +115,7 @@ impl Engine {
             Val::Matrix(m) => {
                 let mut out = Vec::with_capacity(m.len());
                 for s in m {
-                    let labels = s.final_labels();
+                    let labels = Arc::unwrap_or_clone(s.final_labels());
                     out.push(RangeSeries {
                         labels,
                         points: s.points,
@@ -169,28 +169,23 @@ impl Engine {
         }
         let mut ev = self.prepare(storage, query, &expr, start_ms, end_ms, step_ms)?;
         type Points = (Vec<(i64, f64)>, Vec<(i64, crate::native::FloatHistogram)>);
-        let mut series: HashMap<bongsu_model::Labels, Points> = HashMap::new();
+        let mut rows = SeriesRows::<Points>::default();
         let mut t = start_ms;
         while t <= end_ms {
             ev.check_deadline()?;
             match ev.eval(&expr, t)? {
-                Val::Scalar(v) => series
-                    .entry(bongsu_model::Labels::empty())
-                    .or_default()
-                    .0
-                    .push((t, v)),
+                Val::Scalar(v) => rows.row(&SLabels::default(), false).0.push((t, v)),
                 Val::Vector(v) => {
-                    let mut seen = std::collections::HashSet::with_capacity(v.len());
                     for e in v {
-                        let l = e.final_labels();
-                        if !seen.insert(l.clone()) {
+                        let entry = rows.row(&e.labels, e.drop_name);
+                        let last = entry.0.last().map(|p| p.0).max(entry.1.last().map(|p| p.0));
+                        if last == Some(t) {
                             return Err(Error::Eval(
                                 "vector cannot contain metrics with the same labelset".into(),
                             ));
                         }
-                        let entry = series.entry(l).or_default();
                         match e.h {
-                            Some(h) => entry.1.push((t, (*h).clone())),
+                            Some(h) => entry.1.push((t, Arc::unwrap_or_clone(h))),
                             None => entry.0.push((t, e.value)),
                         }
                     }
@@ -207,10 +202,11 @@ impl Engine {
                 None => break,
             }
         }
-        let mut out: Vec<RangeSeries> = series
+        let mut out: Vec<RangeSeries> = rows
+            .rows
             .into_iter()
             .map(|(labels, (points, histograms))| RangeSeries {
-                labels,
+                labels: Arc::unwrap_or_clone(labels),
                 points,
                 histograms,
             })
@@ -252,7 +248,7 @@ impl Engine {
             let mut seen = std::collections::HashSet::new();
             for group in &groups {
                 for s in fetch(storage, group, &hints)? {
-                    if seen.insert(s.labels.clone()) {
+                    if groups.len() == 1 || seen.insert(s.labels.clone()) {
                         all.push(s);
                     }
                 }
@@ -288,6 +284,52 @@ impl Engine {
     }
 }
 
+/// The output series of a range query, found by the address of their labels first (the
+/// same shared labels come back at every step) and by value otherwise.
+struct SeriesRows<P> {
+    rows: Vec<(SLabels, P)>,
+    /// Row by address of the labels as evaluated (before the name is dropped), with
+    /// `drop_name`; `keep` holds those labels so that no address is reused.
+    by_ptr: HashMap<(usize, bool), usize>,
+    keep: Vec<SLabels>,
+    by_value: HashMap<SLabels, usize>,
+}
+
+impl<P> Default for SeriesRows<P> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            by_ptr: HashMap::new(),
+            keep: Vec::new(),
+            by_value: HashMap::new(),
+        }
+    }
+}
+
+impl<P: Default> SeriesRows<P> {
+    fn row(&mut self, labels: &SLabels, drop_name: bool) -> &mut P {
+        let key = (Arc::as_ptr(labels) as usize, drop_name);
+        let i = match self.by_ptr.get(&key) {
+            Some(&i) => i,
+            None => {
+                let l = crate::eval::final_of(labels, drop_name);
+                let i = match self.by_value.get(&l) {
+                    Some(&i) => i,
+                    None => {
+                        self.rows.push((l.clone(), P::default()));
+                        self.by_value.insert(l, self.rows.len() - 1);
+                        self.rows.len() - 1
+                    }
+                };
+                self.by_ptr.insert(key, i);
+                self.keep.push(labels.clone());
+                i
+            }
+        };
+        &mut self.rows[i].1
+    }
+}
+
 /// Selects floats and histograms for one matcher group and merges them per series.
 fn fetch(
     storage: &dyn Storage,
@@ -296,7 +338,27 @@ fn fetch(
 ) -> Result<Vec<EvSeries>> {
     let floats = storage.select(matchers, hints)?;
     let hists = storage.select_histograms(matchers, hints)?;
-    let mut by_labels: HashMap<bongsu_model::Labels, Vec<Pt>> = HashMap::new();
+    if hists.is_empty() {
+        // Floats only (the common case): one series per label set already.
+        return Ok(floats
+            .into_iter()
+            .filter(|s| !s.samples.is_empty())
+            .map(|s| EvSeries {
+                labels: Arc::new(s.labels),
+                points: s
+                    .samples
+                    .into_iter()
+                    .map(|x| Pt {
+                        t: x.timestamp_ms,
+                        v: x.value,
+                        h: None,
+                    })
+                    .collect(),
+            })
+            .collect());
+    }
+    let mut by_labels: HashMap<bongsu_model::Labels, Vec<Pt>> =
+        HashMap::with_capacity(floats.len());
     for s in floats {
         by_labels
             .entry(s.labels)
@@ -325,7 +387,10 @@ fn fetch(
             if had_hists {
                 points.sort_by_key(|p| p.t);
             }
-            EvSeries { labels, points }
+            EvSeries {
+                labels: Arc::new(labels),
+                points,
+            }
         })
         .collect())
 }

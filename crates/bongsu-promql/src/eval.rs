@@ -15,10 +15,15 @@ use crate::native::FloatHistogram;
 use crate::value::{QueryResult, Value};
 use crate::{Error, Result};
 
+/// A label set shared between steps and elements: selectors hand out the stored
+/// series' labels without copying them, and only operations that change labels
+/// (`Arc::make_mut`) copy.
+pub(crate) type SLabels = Arc<Labels>;
+
 /// One element of an instant vector during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct Elem {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) value: f64,
     /// Timestamp of the underlying sample (for `timestamp()`).
     pub(crate) ts: i64,
@@ -35,20 +40,32 @@ pub(crate) fn drop_schema(l: &mut Labels) {
     l.remove("__unit__");
 }
 
+/// `labels` without the metric name when `drop_name`; shares `labels` when nothing is
+/// dropped.
+pub(crate) fn final_of(labels: &SLabels, drop_name: bool) -> SLabels {
+    if drop_name
+        && labels
+            .iter()
+            .any(|l| matches!(l.name.as_str(), METRIC_NAME | "__type__" | "__unit__"))
+    {
+        let mut l = (**labels).clone();
+        drop_schema(&mut l);
+        Arc::new(l)
+    } else {
+        labels.clone()
+    }
+}
+
 impl Elem {
-    pub(crate) fn final_labels(&self) -> Labels {
-        let mut l = self.labels.clone();
-        if self.drop_name {
-            drop_schema(&mut l);
-        }
-        l
+    pub(crate) fn final_labels(&self) -> SLabels {
+        final_of(&self.labels, self.drop_name)
     }
 }
 
 /// One series of a range vector during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct MSeries {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) points: Vec<(i64, f64)>,
     pub(crate) drop_name: bool,
     /// Native histogram points, in timestamp order.
@@ -56,12 +73,8 @@ pub(crate) struct MSeries {
 }
 
 impl MSeries {
-    pub(crate) fn final_labels(&self) -> Labels {
-        let mut l = self.labels.clone();
-        if self.drop_name {
-            drop_schema(&mut l);
-        }
-        l
+    pub(crate) fn final_labels(&self) -> SLabels {
+        final_of(&self.labels, self.drop_name)
     }
 }
 
@@ -82,7 +95,7 @@ impl Pt {
 /// A selected series with its float and histogram points merged in time order.
 #[derive(Debug, Clone)]
 pub(crate) struct EvSeries {
-    pub(crate) labels: Labels,
+    pub(crate) labels: SLabels,
     pub(crate) points: Vec<Pt>,
 }
 
@@ -111,6 +124,19 @@ pub(crate) struct Evaluator<'a> {
     stats_data: HashMap<String, Arc<Vec<EvSeries>>>,
     /// `pos_of` results by expression address (the AST outlives the evaluation).
     pos_cache: std::cell::RefCell<HashMap<usize, String>>,
+    /// Grouping labels by (aggregation expression address, input labels address), with
+    /// the input labels kept alive: see `aggregate`.
+    group_cache: HashMap<(usize, usize), (SLabels, SLabels)>,
+    /// Vector-matching signatures by (binary expression address, labels address): see
+    /// `sig_of`.
+    sig_cache: HashMap<(usize, usize), (SLabels, SLabels)>,
+    /// Result labels of a vector-matching binary expression by (expression, left labels,
+    /// right labels) addresses, with both inputs kept alive; only label sets that differ
+    /// from the many side's are kept.
+    res_cache: HashMap<(usize, usize, usize), ([SLabels; 2], SLabels)>,
+    /// Inner results of subqueries by (subquery address, histogram statistics mode) and
+    /// evaluation time: see `subquery`.
+    sub_cache: HashMap<(usize, bool), std::collections::BTreeMap<i64, Val>>,
     infos: BTreeSet<String>,
 }
 
@@ -274,6 +300,10 @@ impl<'a> Evaluator<'a> {
             stats_mode: false,
             stats_data: HashMap::new(),
             pos_cache: std::cell::RefCell::new(HashMap::new()),
+            group_cache: HashMap::new(),
+            sig_cache: HashMap::new(),
+            res_cache: HashMap::new(),
+            sub_cache: HashMap::new(),
             infos: BTreeSet::new(),
         }
     }
@@ -426,7 +456,7 @@ impl<'a> Evaluator<'a> {
                 self.check_deadline()?;
                 let rt = self.ref_time(&vs.at, &vs.offset, t);
                 let data = self.series_for(vs);
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(data.len());
                 for s in data.iter() {
                     let idx = s.points.partition_point(|x| x.t <= rt);
                     if idx == 0 {
@@ -451,11 +481,11 @@ impl<'a> Evaluator<'a> {
                 let rt = self.ref_time(&ms.vs.at, &ms.vs.offset, t);
                 let lo = rt.saturating_sub(ms.range.as_millis() as i64);
                 let data = self.series_for(&ms.vs);
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(data.len());
                 for s in data.iter() {
                     let a = s.points.partition_point(|x| x.t <= lo);
                     let b = s.points.partition_point(|x| x.t <= rt);
-                    let mut points = Vec::new();
+                    let mut points = Vec::with_capacity(b - a);
                     let mut hists = Vec::new();
                     for p in &s.points[a..b] {
                         match &p.h {
@@ -511,13 +541,27 @@ impl<'a> Evaluator<'a> {
         if ts <= lo {
             ts = ts.saturating_add(step);
         }
-        let mut order: Vec<Labels> = Vec::new();
-        let mut map: HashMap<Labels, MSeries> = HashMap::new();
+        let mut order: Vec<SLabels> = Vec::new();
+        let mut map: HashMap<SLabels, MSeries> = HashMap::new();
+        // Inner evaluation times are multiples of the step, so the windows of successive
+        // outer steps share most of them: each inner result is computed once per query and
+        // kept while later windows can still use it.
+        let cache_key = (sq as *const SubqueryExpr as usize, self.stats_mode);
+        let mut cache = self.sub_cache.remove(&cache_key).unwrap_or_default();
+        cache = cache.split_off(&ts);
         while ts <= rt {
             self.check_deadline()?;
-            match self.eval(&sq.expr, ts)? {
+            let val = match cache.get(&ts) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.eval(&sq.expr, ts)?;
+                    cache.insert(ts, v.clone());
+                    v
+                }
+            };
+            match val {
                 Val::Scalar(v) => {
-                    let l = Labels::empty();
+                    let l = SLabels::default();
                     map.entry(l.clone())
                         .or_insert_with(|| {
                             order.push(l.clone());
@@ -575,6 +619,7 @@ impl<'a> Evaluator<'a> {
                 None => break,
             }
         }
+        self.sub_cache.insert(cache_key, cache);
         let mut out = Vec::with_capacity(order.len());
         for l in order {
             if let Some(s) = map.remove(&l) {
@@ -618,7 +663,7 @@ impl<'a> Evaluator<'a> {
             (Val::Vector(v), Val::Scalar(s)) => self.vector_scalar(op, v, s, false, return_bool, b),
             (Val::Scalar(s), Val::Vector(v)) => self.vector_scalar(op, v, s, true, return_bool, b),
             (Val::Vector(l), Val::Vector(r)) => match op {
-                "and" | "or" | "unless" => Ok(Val::Vector(set_op(op, b, l, r))),
+                "and" | "or" | "unless" => Ok(Val::Vector(self.set_op(op, b, l, r))),
                 _ => self.vector_vector(op, b, l, r, return_bool),
             },
             _ => Err(Error::Eval(format!(
@@ -793,9 +838,9 @@ impl<'a> Evaluator<'a> {
             _ => (Vec::new(), false, false),
         };
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let mut one_sigs: HashMap<Labels, usize> = HashMap::new();
+        let mut one_sigs: HashMap<SLabels, usize> = HashMap::with_capacity(one.len());
         for (i, e) in one.iter().enumerate() {
-            let sig = signature(&e.labels, on, &names);
+            let sig = self.sig_of(b, &e.labels, on, &names);
             if let Some(&j) = one_sigs.get(&sig) {
                 let side = if one_to_many { "left" } else { "right" };
                 return Err(Error::Eval(format!(
@@ -807,19 +852,19 @@ impl<'a> Evaluator<'a> {
             }
             one_sigs.insert(sig, i);
         }
-        let mut matched: HashMap<Labels, ()> = HashMap::new();
+        let mut matched: HashMap<SLabels, ()> = HashMap::new();
         let mut inserted: std::collections::HashSet<Labels> = Default::default();
         let mut out = Vec::new();
         let mut one_matched = vec![false; one.len()];
         let filler = Elem {
-            labels: Labels::empty(),
+            labels: SLabels::default(),
             value: fill_one.unwrap_or(f64::NAN),
             ts: 0,
             drop_name: false,
             h: None,
         };
         for e in &many {
-            let sig = signature(&e.labels, on, &names);
+            let sig = self.sig_of(b, &e.labels, on, &names);
             let r = match one_sigs.get(&sig) {
                 Some(&j) => {
                     one_matched[j] = true;
@@ -853,34 +898,48 @@ impl<'a> Evaluator<'a> {
             if !cmp || return_bool {
                 drop_name = true;
             }
-            if !one_to_many && !many_to_one {
+            let res_key = (
+                b as *const BinaryExpr as usize,
+                Arc::as_ptr(&e.labels) as usize,
+                Arc::as_ptr(&r.labels) as usize,
+            );
+            if let Some((_, l)) = self.res_cache.get(&res_key) {
+                // Computed at an earlier step for the same pair of series.
+                labels = l.clone();
+            } else if !one_to_many && !many_to_one {
                 if on {
-                    let kept: Vec<bongsu_model::Label> = labels
-                        .iter()
-                        .filter(|x| names.iter().any(|n| n == &x.name))
-                        .cloned()
-                        .collect();
-                    labels = Labels::new(kept)?;
-                } else {
+                    // The labels named by on(...) are the match signature.
+                    labels = sig.clone();
+                } else if names.iter().any(|n| labels.get(n).is_some()) {
+                    let l = Arc::make_mut(&mut labels);
                     for n in &names {
-                        labels.remove(n);
+                        l.remove(n);
                     }
                 }
             } else {
                 for n in &include {
                     match r.labels.get(n) {
                         Some(v) => {
-                            let v = v.to_owned();
-                            labels.set(n, &v)
+                            if labels.get(n) != Some(v) {
+                                Arc::make_mut(&mut labels).set(n, v);
+                            }
                         }
                         None => {
-                            labels.remove(n);
+                            if labels.get(n).is_some() {
+                                Arc::make_mut(&mut labels).remove(n);
+                            }
                         }
                     }
                 }
             }
+            if !Arc::ptr_eq(&labels, &e.labels) && !self.res_cache.contains_key(&res_key) {
+                self.res_cache.insert(
+                    res_key,
+                    ([e.labels.clone(), r.labels.clone()], labels.clone()),
+                );
+            }
             if one_to_many || many_to_one {
-                let mut key = labels.clone();
+                let mut key = (*labels).clone();
                 if drop_name {
                     key.remove(METRIC_NAME);
                 }
@@ -919,7 +978,7 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 out.push(Elem {
-                    labels: signature(&r.labels, on, &names),
+                    labels: Arc::new(signature(&r.labels, on, &names)),
                     value: val,
                     ts: 0,
                     drop_name: false,
@@ -960,8 +1019,8 @@ impl<'a> Evaluator<'a> {
             Labels::new(kept).unwrap_or_default()
         };
         // Group in order of first appearance.
-        let mut order: Vec<Labels> = Vec::new();
-        let mut groups: HashMap<Labels, Vec<Elem>> = HashMap::new();
+        let mut order: Vec<SLabels> = Vec::new();
+        let mut groups: HashMap<SLabels, Vec<Elem>> = HashMap::new();
         let count_values_label = match (op, &param) {
             ("count_values", Some(Val::Str(s))) => {
                 if !valid_label_name(s) {
@@ -1027,9 +1086,23 @@ impl<'a> Evaluator<'a> {
             };
             self.info(format!("ignored histogram in {op} aggregation{pos}"));
         }
+        let agg_id = a as *const AggregateExpr as usize;
         for e in input {
-            let mut g = group_labels(&e.labels);
+            // The grouping labels of a series are the same at every step: computed once
+            // per series and aggregation (the cache holds the input labels, so their
+            // address is not reused while the entry lives).
+            let cache_key = (agg_id, Arc::as_ptr(&e.labels) as usize);
+            let mut g = match self.group_cache.get(&cache_key) {
+                Some((_, g)) => g.clone(),
+                None => {
+                    let g = Arc::new(group_labels(&e.labels));
+                    self.group_cache
+                        .insert(cache_key, (e.labels.clone(), g.clone()));
+                    g
+                }
+            };
             if let Some(lbl) = &count_values_label {
+                let g = Arc::make_mut(&mut g);
                 match &e.h {
                     Some(h) => g.set(lbl, &crate::native::go_string(h)),
                     None => g.set(lbl, &crate::json::format_float(e.value)),
@@ -1474,43 +1547,50 @@ fn scalar_op(op: &str, l: f64, r: f64) -> Result<(f64, bool)> {
     })
 }
 
-fn set_op(op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem> {
-    let (on, names): (bool, Vec<String>) =
-        match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
-            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
-            None => (false, Vec::new()),
+impl Evaluator<'_> {
+    /// The vector-matching signature of `labels` for binary expression `b`, computed once
+    /// per series and expression (the cache holds `labels`, so its address is not reused
+    /// while the entry lives).
+    fn sig_of(&mut self, b: &BinaryExpr, labels: &SLabels, on: bool, names: &[String]) -> SLabels {
+        let key = (
+            b as *const BinaryExpr as usize,
+            Arc::as_ptr(labels) as usize,
+        );
+        if let Some((_, sig)) = self.sig_cache.get(&key) {
+            return sig.clone();
+        }
+        let sig = Arc::new(signature(labels, on, names));
+        self.sig_cache.insert(key, (labels.clone(), sig.clone()));
+        sig
+    }
+
+    fn set_op(&mut self, op: &str, b: &BinaryExpr, lhs: Vec<Elem>, rhs: Vec<Elem>) -> Vec<Elem> {
+        let (on, names): (bool, Vec<String>) =
+            match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+                None => (false, Vec::new()),
+            };
+        let (probe, other) = match op {
+            "and" | "unless" => (lhs, rhs),
+            _ => (rhs, lhs),
         };
-    match op {
-        "and" => {
-            let sigs: std::collections::HashSet<Labels> = rhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            lhs.into_iter()
-                .filter(|e| sigs.contains(&signature(&e.labels, on, &names)))
-                .collect()
+        let sigs: std::collections::HashSet<SLabels> = other
+            .iter()
+            .map(|e| self.sig_of(b, &e.labels, on, &names))
+            .collect();
+        let mut out = Vec::with_capacity(probe.len());
+        for e in probe {
+            let found = sigs.contains(&self.sig_of(b, &e.labels, on, &names));
+            if found == (op == "and") {
+                out.push(e);
+            }
         }
-        "unless" => {
-            let sigs: std::collections::HashSet<Labels> = rhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            lhs.into_iter()
-                .filter(|e| !sigs.contains(&signature(&e.labels, on, &names)))
-                .collect()
+        if op == "or" {
+            let mut all = other;
+            all.extend(out);
+            return all;
         }
-        _ => {
-            let sigs: std::collections::HashSet<Labels> = lhs
-                .iter()
-                .map(|e| signature(&e.labels, on, &names))
-                .collect();
-            let mut out = lhs;
-            out.extend(
-                rhs.into_iter()
-                    .filter(|e| !sigs.contains(&signature(&e.labels, on, &names))),
-            );
-            out
-        }
+        out
     }
 }

@@ -764,7 +764,7 @@ fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             .iter()
             .all(|m| m.is_match(s.labels.get(&m.name).unwrap_or("")))
         {
-            infos.push((&s.labels, p.t));
+            infos.push((&*s.labels, p.t));
         }
     }
     let accepts_empty = data_ms.iter().all(|m| m.is_match(""));
@@ -835,7 +835,7 @@ fn info(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
             }
         }
         for (n, v) in added {
-            e.labels.set(&n, &v);
+            Arc::make_mut(&mut e.labels).set(&n, &v);
         }
         out.push(e);
     }
@@ -921,7 +921,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
         "vector" => {
             let v = ev.eval_scalar(arg(c, 0)?, t)?;
             Ok(Val::Vector(vec![Elem {
-                labels: Labels::empty(),
+                labels: crate::eval::SLabels::default(),
                 value: v,
                 ts: t,
                 drop_name: false,
@@ -957,7 +957,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
         | "month" | "year" => {
             if c.args.args.is_empty() {
                 return Ok(Val::Vector(vec![Elem {
-                    labels: Labels::empty(),
+                    labels: crate::eval::SLabels::default(),
                     value: time_part(name, t as f64 / 1000.0),
                     ts: t,
                     drop_name: false,
@@ -973,7 +973,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![Elem {
-                labels: absent_labels(a),
+                labels: Arc::new(absent_labels(a)),
                 value: 1.0,
                 ts: t,
                 drop_name: false,
@@ -987,7 +987,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![Elem {
-                labels: absent_labels(a),
+                labels: Arc::new(absent_labels(a)),
                 value: 1.0,
                 ts: t,
                 drop_name: false,
@@ -1211,7 +1211,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 if let Some(caps) = re.captures(&sv) {
                     let mut res = String::new();
                     caps.expand(&repl, &mut res);
-                    e.labels.set(&dst, &res);
+                    Arc::make_mut(&mut e.labels).set(&dst, &res);
                     if dst == METRIC_NAME {
                         e.drop_name = false;
                     }
@@ -1237,7 +1237,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val> {
                 let joined: Vec<&str> =
                     srcs.iter().map(|s| e.labels.get(s).unwrap_or("")).collect();
                 let joined = joined.join(&sep);
-                e.labels.set(&dst, &joined);
+                Arc::make_mut(&mut e.labels).set(&dst, &joined);
                 if dst == METRIC_NAME {
                     e.drop_name = false;
                 }

@@ -1,6 +1,7 @@
 //! `histogram_quantile` over classic (`le`-labelled) buckets.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bongsu_model::{Labels, METRIC_NAME};
 use promql_parser::parser::{Call, Expr};
@@ -140,7 +141,7 @@ pub(crate) fn histogram_quantiles(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> R
             text.push_str(".0");
         }
         for mut e in quantile_of_vector(ev, q, qe, v.clone(), ve, t) {
-            e.labels.set(&label, &text);
+            Arc::make_mut(&mut e.labels).set(&label, &text);
             out.push(e);
         }
     }
@@ -181,7 +182,7 @@ fn quantile_of_vector(
         };
         // The name stays in the group key and is dropped at the end (delayed name
         // removal): two histograms that differ only by name then collide.
-        let mut key = e.labels.clone();
+        let mut key = (*e.labels).clone();
         key.remove("le");
         groups
             .entry(key.clone())
@@ -195,12 +196,12 @@ fn quantile_of_vector(
     let mut out = Vec::new();
     for mut e in natives {
         let name = e.labels.get(METRIC_NAME).unwrap_or("").to_owned();
-        if groups.get(&e.labels).is_some_and(|g| !g.0.is_empty()) {
+        if groups.get(&*e.labels).is_some_and(|g| !g.0.is_empty()) {
             let pos = ev.pos_of(ve);
             ev.warn(format!(
                 "vector contains a mix of classic and native histograms for metric name {name:?}{pos}"
             ));
-            groups.remove(&e.labels);
+            groups.remove(&*e.labels);
             continue;
         }
         let Some(h) = e.h.take() else { continue };
@@ -233,7 +234,7 @@ fn quantile_of_vector(
             ));
         }
         out.push(Elem {
-            labels: key,
+            labels: Arc::new(key),
             value: val,
             ts: t,
             drop_name: true,
@@ -494,7 +495,7 @@ pub(crate) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
             ));
             continue;
         };
-        let mut key = e.labels.clone();
+        let mut key = (*e.labels).clone();
         key.remove("le");
         groups
             .entry(key.clone())
@@ -506,7 +507,7 @@ pub(crate) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
     }
     let mut mixed = Vec::new();
     for (i, e) in out.iter().enumerate() {
-        if groups.remove(&e.labels).is_some() {
+        if groups.remove(&*e.labels).is_some() {
             mixed.push(i);
             let name = e.labels.get(METRIC_NAME).unwrap_or("").to_owned();
             let pos = ev.pos_of(ve);
@@ -523,7 +524,7 @@ pub(crate) fn histogram_fraction(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Re
             continue;
         };
         out.push(Elem {
-            labels: key,
+            labels: Arc::new(key),
             value: bucket_fraction(lower, upper, &mut b),
             ts: t,
             drop_name: true,

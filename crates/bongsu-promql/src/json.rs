@@ -31,9 +31,18 @@ fn format_timestamp(out: &mut String, ts_ms: i64) {
     }
     let _ = write!(out, "{secs}");
     if ms != 0 {
-        let frac = format!("{ms:03}");
+        let digits = [ms / 100, ms / 10 % 10, ms % 10];
+        let used = if ms % 100 == 0 {
+            1
+        } else if ms % 10 == 0 {
+            2
+        } else {
+            3
+        };
         out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
+        for d in &digits[..used] {
+            out.push(char::from(b'0' + *d as u8));
+        }
     }
 }
 
@@ -66,6 +75,24 @@ fn push_metric(out: &mut String, labels: &Labels) {
         push_json_string(out, &l.value);
     }
     out.push('}');
+}
+
+/// `[ts,"value"]` for a float, formatted straight into `out` (the same text as
+/// [`format_float`]).
+fn push_float_point(out: &mut String, ts_ms: i64, v: f64) {
+    out.push('[');
+    format_timestamp(out, ts_ms);
+    out.push_str(",\"");
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+    out.push_str("\"]");
 }
 
 fn push_point(out: &mut String, ts_ms: i64, v: &str) {
@@ -122,14 +149,18 @@ fn push_histogram_point(out: &mut String, ts_ms: i64, h: &FloatHistogram) {
 /// Renders `value` as the JSON object the Prometheus HTTP API returns under `data`:
 /// `{"resultType":"vector","result":[{"metric":{...},"value":[1700000000.5,"1"]}]}`.
 pub fn to_prometheus_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(match value {
+        Value::Matrix(m) => m.iter().map(|s| 100 + s.points.len() * 24).sum(),
+        Value::Vector(v) => v.len() * 120,
+        _ => 64,
+    });
     match value {
         Value::Scalar {
             timestamp_ms,
             value,
         } => {
             out.push_str("{\"resultType\":\"scalar\",\"result\":");
-            push_point(&mut out, *timestamp_ms, &format_float(*value));
+            push_float_point(&mut out, *timestamp_ms, *value);
         }
         Value::String {
             timestamp_ms,
@@ -153,7 +184,7 @@ pub fn to_prometheus_json(value: &Value) -> String {
                     }
                     None => {
                         out.push_str(",\"value\":");
-                        push_point(&mut out, s.timestamp_ms, &format_float(s.value));
+                        push_float_point(&mut out, s.timestamp_ms, s.value);
                     }
                 }
                 out.push('}');
@@ -174,7 +205,7 @@ pub fn to_prometheus_json(value: &Value) -> String {
                         if j > 0 {
                             out.push(',');
                         }
-                        push_point(&mut out, *t, &format_float(*v));
+                        push_float_point(&mut out, *t, *v);
                     }
                     out.push(']');
                 }

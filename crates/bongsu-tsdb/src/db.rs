@@ -734,22 +734,122 @@ impl Tsdb {
             .collect())
     }
 
-    /// Label sets of the selected series with samples in `[start_ms, end_ms]`.
+    /// Label sets of the selected series whose time bounds overlap `[start_ms, end_ms]`,
+    /// sorted. Answered from the indexes and the series' time bounds alone: no sample is
+    /// read, so a series with a gap spanning the whole range may be included.
     pub fn series(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Result<Vec<Labels>> {
-        Ok(self
-            .select(matchers, start_ms, end_ms)?
-            .into_iter()
-            .map(|s| s.labels)
-            .collect())
+        let mut out: BTreeSet<Labels> = BTreeSet::new();
+        let snap = {
+            let head = self.head.read();
+            for id in head.select_ids(matchers).iter() {
+                if head.overlaps(id, start_ms, end_ms) {
+                    if let Some(l) = head.labels(id) {
+                        out.insert(l);
+                    }
+                }
+            }
+            self.snap.read().clone()
+        };
+        for b in snap.blocks.iter().filter(|b| {
+            b.meta.kind == BlockKind::Raw && b.meta.max_t >= start_ms && b.meta.min_t <= end_ms
+        }) {
+            for id in b.index.select(&b.syms, matchers).iter() {
+                if b.series
+                    .get(id as usize)
+                    .is_some_and(|e| e.max_t >= start_ms && e.min_t <= end_ms)
+                {
+                    out.insert(b.labels(id));
+                }
+            }
+        }
+        for f in &snap.frozen {
+            for (l, s) in &f.data {
+                if !out.contains(l)
+                    && matchers.iter().all(|m| m.matches_labels(l))
+                    && s.iter().any(|x| x.0 >= start_ms && x.0 <= end_ms)
+                {
+                    out.insert(l.clone());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
-    /// Sorted label names of the selected series (all series when `matchers` is empty).
+    /// Label names (`name` None) or the values of label `name` found in the indexes of the
+    /// head and of the raw blocks whose time range overlaps `[start_ms, end_ms]`, without
+    /// visiting series.
+    fn index_strings(&self, name: Option<&str>, start_ms: i64, end_ms: i64) -> BTreeSet<String> {
+        fn collect(
+            syms: &crate::index::SymbolTable,
+            index: &crate::index::MemIndex,
+            name: Option<&str>,
+            out: &mut BTreeSet<String>,
+        ) {
+            match name {
+                None => {
+                    for (n, vals) in index.names() {
+                        if !vals.is_empty() {
+                            out.insert(syms.get(*n).to_owned());
+                        }
+                    }
+                }
+                Some(name) => {
+                    let Some(id) = syms.lookup(name) else {
+                        return;
+                    };
+                    for (n, vals) in index.names() {
+                        if *n == id {
+                            out.extend(vals.keys().map(|v| syms.get(*v).to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = BTreeSet::new();
+        let snap = {
+            let head = self.head.read();
+            let overlaps = head
+                .min_t()
+                .zip(head.max_t())
+                .is_some_and(|(lo, hi)| lo <= end_ms && hi >= start_ms);
+            if overlaps {
+                let (syms, index) = head.index_parts();
+                collect(syms, index, name, &mut out);
+            }
+            self.snap.read().clone()
+        };
+        for b in snap.blocks.iter().filter(|b| {
+            b.meta.kind == BlockKind::Raw && b.meta.max_t >= start_ms && b.meta.min_t <= end_ms
+        }) {
+            collect(&b.syms, &b.index, name, &mut out);
+        }
+        for f in &snap.frozen {
+            for (l, s) in &f.data {
+                if s.iter().any(|x| x.0 >= start_ms && x.0 <= end_ms) {
+                    match name {
+                        None => out.extend(l.iter().map(|p| p.name.clone())),
+                        Some(n) => out.extend(l.get(n).map(str::to_owned)),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Sorted label names of the selected series (all series when `matchers` is empty,
+    /// then read from the indexes alone).
     pub fn label_names(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>> {
+        if matchers.is_empty() {
+            return Ok(self
+                .index_strings(None, start_ms, end_ms)
+                .into_iter()
+                .collect());
+        }
         let mut names = BTreeSet::new();
         for l in self.series(matchers, start_ms, end_ms)? {
             names.extend(l.iter().map(|p| p.name.clone()));
@@ -757,7 +857,8 @@ impl Tsdb {
         Ok(names.into_iter().collect())
     }
 
-    /// Sorted values of label `name` among the selected series.
+    /// Sorted values of label `name` among the selected series (among all series, read
+    /// from the indexes alone, when `matchers` is empty).
     pub fn label_values(
         &self,
         name: &str,
@@ -765,6 +866,12 @@ impl Tsdb {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>> {
+        if matchers.is_empty() {
+            return Ok(self
+                .index_strings(Some(name), start_ms, end_ms)
+                .into_iter()
+                .collect());
+        }
         let mut vals = BTreeSet::new();
         for l in self.series(matchers, start_ms, end_ms)? {
             if let Some(v) = l.get(name) {

@@ -449,14 +449,60 @@ impl Head {
         self.series.get(&id).map(|s| self.syms.labels(&s.pairs))
     }
 
-    /// Samples of series `id` within `[start, end]`.
+    /// Samples of series `id` within `[start, end]`. Only the chunks overlapping the
+    /// range are decoded, and each only as far as the range's end.
     pub(crate) fn samples(&self, id: u32, start: i64, end: i64) -> Vec<(i64, f64)> {
         let Some(s) = self.series.get(&id) else {
             return Vec::new();
         };
-        let mut all = s.samples();
-        all.retain(|x| x.0 >= start && x.0 <= end);
-        all
+        let in_range = |x: &(i64, f64)| x.0 >= start && x.0 <= end;
+        let mut out = Vec::new();
+        for c in s
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= start && c.min_t <= end)
+        {
+            out.extend(
+                XorIter::new(&c.bytes)
+                    .skip_while(|x| x.0 < start)
+                    .take_while(|x| x.0 <= end),
+            );
+        }
+        if let Some(o) = s
+            .open
+            .as_ref()
+            .filter(|o| o.max_t() >= start && o.min_t() <= end)
+        {
+            out.extend(
+                o.iter()
+                    .skip_while(|x| x.0 < start)
+                    .take_while(|x| x.0 <= end),
+            );
+        }
+        if s.ooo.is_empty() {
+            return out;
+        }
+        // The same merge as `HeadSeries::samples`, restricted to the range.
+        let mut ooo: Vec<(i64, f64)> = s.ooo.iter().copied().filter(in_range).collect();
+        if ooo.is_empty() {
+            return out;
+        }
+        ooo.sort_by_key(|x| x.0);
+        merge_first_wins(&out, &ooo)
+    }
+
+    /// Whether series `id` has samples in `[start, end]`, judged from its time bounds
+    /// without decoding chunks (a series whose bounds straddle a gap may answer true).
+    pub(crate) fn overlaps(&self, id: u32, start: i64, end: i64) -> bool {
+        self.series
+            .get(&id)
+            .and_then(|s| Some((s.min_t()?, s.max_t)))
+            .is_some_and(|(lo, hi)| lo <= end && hi >= start)
+    }
+
+    /// The head's symbol table and label index.
+    pub(crate) fn index_parts(&self) -> (&SymbolTable, &MemIndex) {
+        (&self.syms, &self.index)
     }
 
     pub(crate) fn num_series(&self) -> usize {

@@ -268,3 +268,58 @@ fn stats_and_label_queries() {
     assert_eq!(m.series, 3);
     assert!(m.chunk_bytes > 0 && m.total() > m.chunk_bytes);
 }
+
+#[test]
+fn series_and_label_queries_read_indexes_of_overlapping_head_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(dir.path(), Options::default()).unwrap();
+    for (n, i) in [("a", "1"), ("a", "2"), ("b", "1")] {
+        db.append(&l(n, i), &[Sample::new(10, 1.0), Sample::new(20, 2.0)])
+            .unwrap();
+    }
+    db.cut_before(2 * HOUR).unwrap();
+    db.append(&l("c", "9"), &[Sample::new(5 * HOUR, 1.0)])
+        .unwrap();
+
+    // The block's series, from its index and the series' time bounds.
+    let old = db.series(&[], 0, 100).unwrap();
+    assert_eq!(old, [l("a", "1"), l("a", "2"), l("b", "1")]);
+    assert!(db.series(&[], 21, HOUR).unwrap().is_empty());
+    // The head's series.
+    assert_eq!(db.series(&[], 5 * HOUR, 5 * HOUR).unwrap(), [l("c", "9")]);
+    assert_eq!(
+        db.series(&[Matcher::equal("__name__", "a")], 0, 10 * HOUR)
+            .unwrap()
+            .len(),
+        2
+    );
+    // Names and values without matchers come from the overlapping indexes only.
+    assert_eq!(
+        db.label_values("instance", &[], 0, 100).unwrap(),
+        ["1", "2"]
+    );
+    assert_eq!(
+        db.label_values("__name__", &[], 0, 10 * HOUR).unwrap(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        db.label_values("instance", &[], 4 * HOUR, 6 * HOUR)
+            .unwrap(),
+        ["9"]
+    );
+    assert!(db
+        .label_values("nope", &[], 0, 10 * HOUR)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        db.label_names(&[], 0, 10 * HOUR).unwrap(),
+        ["__name__", "instance"]
+    );
+    assert!(db.label_names(&[], 3 * HOUR, 4 * HOUR).unwrap().is_empty());
+    // With matchers: the selected series' labels.
+    assert_eq!(
+        db.label_values("instance", &[Matcher::equal("__name__", "b")], 0, 10 * HOUR)
+            .unwrap(),
+        ["1"]
+    );
+}
