@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Log figures, one table, one run: generates SIZE of realistic mixed logs (bongsu-loggen) to
-# disk while ingesting the same lines into a log store (library level); then stored bytes / raw,
-# the scan speed of a regex matching nothing, rare-token search latency, label-only query
-# latency; ripgrep over the same raw files as the brute-force anchor; and end-to-end ingest
+# disk while ingesting the same lines into a log store (library level, compaction off); then
+# stored bytes / raw as ingested, compaction (timed on its own) and stored / raw after it, per
+# source; the scan speed of a regex matching nothing (brute force, and with a required literal
+# the substring filter can use, apart), rare-token search latency, the filters' false-positive
+# rate over absent random ids, label-only query latency; ripgrep over the same raw files as the brute-force anchor; and end-to-end ingest
 # through a running `bongsu server` over the Loki push API (acknowledged = durable in the
 # `logs` topic) and over syslog TCP when the server has a syslog receiver.
 #

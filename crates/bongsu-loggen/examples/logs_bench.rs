@@ -290,7 +290,11 @@ fn main() -> Result<()> {
         x ^= x << 17;
         x
     };
-    for (what, n) in [("UUID", 36usize), ("16 hex digits", 16), ("12 hex digits", 12)] {
+    for (what, n) in [
+        ("UUID", 36usize),
+        ("16 hex digits", 16),
+        ("12 hex digits", 12),
+    ] {
         let (mut read, mut total) = (0usize, 0usize);
         for _ in 0..20 {
             let (a, b) = (next(), next());

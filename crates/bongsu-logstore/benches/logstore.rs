@@ -52,7 +52,11 @@ fn lines(n: u64) -> Vec<LogEntry> {
 }
 
 fn build(dir: &std::path::Path, entries: &[LogEntry]) -> LogStore {
-    let mut st = LogStore::open(dir, Config::default()).unwrap();
+    let cfg = Config {
+        compaction: false,
+        ..Config::default()
+    };
+    let mut st = LogStore::open(dir, cfg).unwrap();
     let l = Labels::from_pairs([("app", "bench")]).unwrap();
     for (i, c) in entries.chunks(1000).enumerate() {
         st.append(0, i as u64, &l, c).unwrap();
@@ -129,6 +133,41 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
             black_box(r)
         })
+    });
+    // A bare substring: the token filter cannot use it, the substring (gram) filter can.
+    g.bench_function("substring_literal", |b| {
+        b.iter(|| {
+            let r = st
+                .query_range(
+                    r#"{app="bench"} |= "req-00000000deadbeef""#,
+                    0,
+                    i64::MAX,
+                    1,
+                    100,
+                    Direction::Forward,
+                )
+                .unwrap();
+            black_box(r)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("compaction");
+    g.throughput(Throughput::Bytes(raw));
+    g.sample_size(10);
+    g.bench_function("compact_200k_lines", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let st = build(dir.path(), &entries);
+                (dir, st)
+            },
+            |(dir, mut st)| {
+                while st.compact().unwrap() {}
+                black_box((dir, st))
+            },
+            criterion::BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
