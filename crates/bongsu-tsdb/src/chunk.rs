@@ -4,8 +4,9 @@
 //! followed by a bit stream written most-significant bit first. Values are stored as raw
 //! `f64` bits, so NaN payloads, ±Inf and the staleness marker survive bit-exactly.
 
-/// Samples per head chunk before it is closed and a new one opened.
-pub(crate) const MAX_CHUNK_SAMPLES: u16 = 120;
+/// Samples per head chunk before it is closed (and packed, see `packed.rs`) and a new one
+/// opened: 16 minutes at a 15 s interval, so that most of a 2-hour head is packed.
+pub(crate) const MAX_CHUNK_SAMPLES: u16 = 64;
 
 #[derive(Debug, Clone, Default)]
 struct BitWriter {
@@ -146,10 +147,6 @@ impl XorChunk {
 
     pub(crate) fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.bits.bytes.capacity()
-    }
-
-    pub(crate) fn shrink(&mut self) {
-        self.bits.bytes.shrink_to_fit();
     }
 
     /// Appends one sample; returns `false` (and stores nothing) when the chunk already

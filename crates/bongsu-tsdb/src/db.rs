@@ -23,7 +23,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const CHECKPOINT_MAGIC: &[u8; 4] = b"BTCP";
 const CHECKPOINT_VERSION: u16 = 1;
 const CHECKPOINT_FILE: &str = "checkpoint";
-const BLOCKS_DIR: &str = "blocks";
+pub(crate) const BLOCKS_DIR: &str = "blocks";
 
 /// Store configuration.
 #[derive(Debug, Clone)]
@@ -879,6 +879,21 @@ impl Tsdb {
             }
         }
         Ok(vals.into_iter().collect())
+    }
+
+    /// Writes a consistent copy of the store into `<dir>/snapshots/<name>/` and returns
+    /// what it holds: existing blocks are hard-linked, the head's samples are written as
+    /// one raw block encoded as the cut and the compactor encode them. The snapshot is a
+    /// store directory that [`Tsdb::open`] opens. Appends continue meanwhile; cuts and
+    /// compaction wait.
+    pub fn snapshot(&self) -> Result<crate::SnapshotReport> {
+        let _m = self.maintenance.lock();
+        let snap = self.snap.read().clone();
+        let name = format!("snap-{:016x}", self.seq());
+        let frozen: Vec<&Drained> = snap.frozen.iter().map(|f| &f.data).collect();
+        crate::snapshot::write(&self.dir, &name, &snap.blocks, &frozen, &self.head, || {
+            self.seq()
+        })
     }
 
     // ---- introspection ----

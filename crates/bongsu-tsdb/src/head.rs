@@ -13,11 +13,55 @@ use crate::{Error, Result};
 /// Out-of-order samples buffered per series before they are merged into the chunks.
 const OOO_MERGE_AT: usize = 32;
 
+/// A full head chunk: its XOR bytes, or, when its values are short decimals, the far
+/// smaller packed form (see `packed.rs`).
 #[derive(Debug, Clone)]
 struct ClosedChunk {
     bytes: Box<[u8]>,
+    packed: bool,
     min_t: i64,
     max_t: i64,
+}
+
+impl ClosedChunk {
+    fn close(o: &XorChunk) -> Self {
+        let (min_t, max_t) = (o.min_t(), o.max_t());
+        let samples: Vec<(i64, f64)> = o.iter().collect();
+        match crate::packed::pack(&samples) {
+            Some(p) if p.len() < o.bytes().len() => Self {
+                bytes: p,
+                packed: true,
+                min_t,
+                max_t,
+            },
+            _ => Self {
+                bytes: o.bytes().into(),
+                packed: false,
+                min_t,
+                max_t,
+            },
+        }
+    }
+
+    fn extend_into(&self, out: &mut Vec<(i64, f64)>) {
+        if self.packed {
+            // packed by `close` from valid samples; unpacking cannot fail
+            let s = crate::packed::unpack(&self.bytes);
+            debug_assert!(s.is_some(), "a packed head chunk does not unpack");
+            out.extend(s.unwrap_or_default());
+        } else {
+            out.extend(XorIter::new(&self.bytes));
+        }
+    }
+
+    fn contains(&self, t: i64) -> bool {
+        if t < self.min_t || t > self.max_t {
+            return false;
+        }
+        let mut s = Vec::new();
+        self.extend_into(&mut s);
+        s.binary_search_by_key(&t, |x| x.0).is_ok()
+    }
 }
 
 #[derive(Debug)]
@@ -61,7 +105,7 @@ impl HeadSeries {
     fn chunk_samples(&self) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
         for c in &self.closed {
-            out.extend(XorIter::new(&c.bytes));
+            c.extend_into(&mut out);
         }
         if let Some(o) = &self.open {
             out.extend(o.iter());
@@ -86,17 +130,12 @@ impl HeadSeries {
             .as_ref()
             .is_some_and(|o| o.count() >= MAX_CHUNK_SAMPLES)
         {
-            if let Some(mut o) = self.open.take() {
-                o.shrink();
+            if let Some(o) = self.open.take() {
                 // a series holds a handful of closed chunks: grow one slot at a time
                 if self.closed.len() == self.closed.capacity() {
                     self.closed.reserve_exact(1);
                 }
-                self.closed.push(ClosedChunk {
-                    min_t: o.min_t(),
-                    max_t: o.max_t(),
-                    bytes: o.bytes().into(),
-                });
+                self.closed.push(ClosedChunk::close(&o));
             }
         }
         let appended = self.open.get_or_insert_with(XorChunk::new).append(t, v);
@@ -124,9 +163,7 @@ impl HeadSeries {
             return true;
         }
         let in_chunk = |bytes: &[u8]| XorIter::new(bytes).any(|s| s.0 == t);
-        self.closed
-            .iter()
-            .any(|c| c.min_t <= t && t <= c.max_t && in_chunk(&c.bytes))
+        self.closed.iter().any(|c| c.contains(t))
             || self
                 .open
                 .as_ref()
@@ -141,6 +178,14 @@ impl HeadSeries {
             + self.open.as_ref().map_or(0, |o| o.memory_bytes())
             + self.ooo.capacity() * 16
     }
+}
+
+/// A hash of a series' label pairs, for `Head::by_hash`.
+fn pairs_hash(pairs: &[(u32, u32)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pairs.hash(&mut h);
+    h.finish()
 }
 
 /// Merges two time-sorted runs; on equal timestamps `first` wins.
@@ -227,7 +272,10 @@ pub(crate) struct Head {
     syms: SymbolTable,
     index: MemIndex,
     series: HashMap<u32, HeadSeries>,
-    by_pairs: HashMap<Box<[(u32, u32)]>, u32>,
+    /// Series ids by a hash of their label pairs; the pairs live once, in the series.
+    /// A series whose hash is taken by another one is found in `collided` instead.
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<Box<[(u32, u32)]>, u32>,
     per_metric: HashMap<u32, usize>,
     next_id: u32,
     limits: HeadLimits,
@@ -246,7 +294,8 @@ impl Head {
             syms: SymbolTable::default(),
             index: MemIndex::default(),
             series: HashMap::new(),
-            by_pairs: HashMap::new(),
+            by_hash: HashMap::new(),
+            collided: HashMap::new(),
             per_metric: HashMap::new(),
             next_id: 0,
             limits,
@@ -259,9 +308,50 @@ impl Head {
         }
     }
 
+    /// The id of the series with these label pairs.
+    fn find(&self, pairs: &[(u32, u32)]) -> Option<u32> {
+        if let Some(&id) = self.by_hash.get(&pairs_hash(pairs)) {
+            if self.series.get(&id).is_some_and(|s| &*s.pairs == pairs) {
+                return Some(id);
+            }
+        }
+        self.collided.get(pairs).copied()
+    }
+
+    fn index_pairs(&mut self, pairs: &[(u32, u32)], id: u32) {
+        match self.by_hash.entry(pairs_hash(pairs)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(pairs.into(), id);
+            }
+        }
+    }
+
+    fn unindex_pairs(&mut self, pairs: &[(u32, u32)], id: u32) {
+        if self.collided.remove(pairs).is_some() {
+            return;
+        }
+        let h = pairs_hash(pairs);
+        if self.by_hash.get(&h) == Some(&id) {
+            self.by_hash.remove(&h);
+            // a series that collided with this one takes its place
+            let other = self
+                .collided
+                .iter()
+                .find(|(k, _)| pairs_hash(k) == h)
+                .map(|(k, &v)| (k.clone(), v));
+            if let Some((k, v)) = other {
+                self.collided.remove(&k);
+                self.by_hash.insert(h, v);
+            }
+        }
+    }
+
     fn get_or_create(&mut self, labels: &Labels) -> Result<u32> {
         if let Some(pairs) = self.syms.lookup_labels(labels) {
-            if let Some(&id) = self.by_pairs.get(&pairs) {
+            if let Some(id) = self.find(&pairs) {
                 return Ok(id);
             }
         }
@@ -286,7 +376,7 @@ impl Head {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.index.add(id, &pairs);
-        self.by_pairs.insert(pairs.clone(), id);
+        self.index_pairs(&pairs, id);
         self.series.insert(id, HeadSeries::new(pairs));
         Ok(id)
     }
@@ -307,7 +397,7 @@ impl Head {
             let exists = self
                 .syms
                 .lookup_labels(l)
-                .is_some_and(|pairs| self.by_pairs.contains_key(&pairs));
+                .is_some_and(|pairs| self.find(&pairs).is_some());
             if exists {
                 continue;
             }
@@ -424,7 +514,7 @@ impl Head {
     fn remove_series(&mut self, id: u32) {
         if let Some(s) = self.series.remove(&id) {
             self.index.remove(id, &s.pairs);
-            self.by_pairs.remove(&s.pairs);
+            self.unindex_pairs(&s.pairs, id);
             let metric = self
                 .syms
                 .lookup(METRIC_NAME)
@@ -505,6 +595,17 @@ impl Head {
         (&self.syms, &self.index)
     }
 
+    /// Ids of every series with its labels, sorted by labels.
+    pub(crate) fn sorted_series(&self) -> Vec<(Labels, u32)> {
+        let mut out: Vec<(Labels, u32)> = self
+            .series
+            .iter()
+            .map(|(&id, s)| (self.syms.labels(&s.pairs), id))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     pub(crate) fn num_series(&self) -> usize {
         self.series.len()
     }
@@ -539,11 +640,9 @@ impl Head {
                 s.memory_bytes() - s.open.as_ref().map_or(0, |o| o.memory_bytes())
                     - s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
                     - s.ooo.capacity() * 16
-                    // the series map's slot and the by-labels map's entry and key
+                    // the series map's slot and the by-hash map's entry
                     + 8
-                    + 24
                     + 16
-                    + s.pairs.len() * 8
             })
             .sum();
         let index_bytes = self

@@ -19,7 +19,9 @@ mod error;
 mod head;
 mod index;
 mod matcher;
+mod packed;
 mod rollup;
+mod snapshot;
 
 pub use chunk::{XorChunk, XorIter};
 pub use db::{CompactionReport, Compactor, DiskUsage, Options, RollupSeries, Series, Tsdb};
@@ -28,3 +30,4 @@ pub use head::{AppendOutcome, HeadMemory};
 pub use index::{CardinalityStats, LabelIndex};
 pub use matcher::{MatchOp, Matcher};
 pub use rollup::{increase, raw_increase, rollup, Resolution, RollupPoint};
+pub use snapshot::SnapshotReport;

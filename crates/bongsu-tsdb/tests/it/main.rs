@@ -2,4 +2,5 @@
 
 mod golden;
 mod model;
+mod snapshot;
 mod store;
