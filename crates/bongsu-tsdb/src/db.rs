@@ -206,6 +206,14 @@ impl Tsdb {
         self.head.write().append(labels, samples)
     }
 
+    /// An appender holding the head for a batch of appends (one lock for many series), with
+    /// [`SeriesRef`]s so that known series are found without building their labels.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            head: self.head.write(),
+        }
+    }
+
     /// Checks, without changing anything, that appending to all of `labels` would stay
     /// within `max_series` and `max_series_per_metric`; fails with the limit that would be
     /// broken. Receivers call it before accepting a request.
@@ -1007,4 +1015,102 @@ fn read_checkpoint(path: &Path) -> Result<(u64, BTreeMap<u32, u64>)> {
         return Err(bad());
     }
     Ok((seq, m))
+}
+
+/// A series' handle in the head, from [`Appender::append`]. It stays valid while the series
+/// is in the head; [`Appender::append_ref`] checks that it still names the same labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesRef(u32);
+
+/// Appends many series under one hold of the head (queries wait meanwhile: keep a batch to
+/// one record's worth). From [`Tsdb::appender`].
+pub struct Appender<'a> {
+    head: parking_lot::RwLockWriteGuard<'a, Head>,
+}
+
+impl std::fmt::Debug for Appender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender").finish_non_exhaustive()
+    }
+}
+
+impl Appender<'_> {
+    /// Appends to the series `r` if it is still in the head with exactly `labels` (sorted,
+    /// canonical); `None`, with nothing appended, when it is not (the series left the head,
+    /// or the ref came from other labels): call [`Appender::append`] then.
+    pub fn append_ref(
+        &mut self,
+        r: SeriesRef,
+        labels: &[(&str, &str)],
+        samples: &[Sample],
+    ) -> Option<AppendOutcome> {
+        if !self.head.series_has_labels(r.0, labels) {
+            return None;
+        }
+        Some(self.head.append_id(r.0, samples))
+    }
+
+    /// Appends like [`Tsdb::append`] and returns the series' ref (`None` when `samples` is
+    /// empty: no series is created then).
+    pub fn append(
+        &mut self,
+        labels: &Labels,
+        samples: &[Sample],
+    ) -> Result<(Option<SeriesRef>, AppendOutcome)> {
+        let (id, out) = self.head.append_returning_id(labels, samples)?;
+        Ok((id.map(SeriesRef), out))
+    }
+}
+
+#[cfg(test)]
+mod appender_tests {
+    use super::*;
+
+    fn pairs(l: &Labels) -> Vec<(&str, &str)> {
+        l.iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn refs_append_to_their_series_and_stale_refs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), Options::default()).unwrap();
+        let a = Labels::from_pairs([("__name__", "a"), ("job", "x")]).unwrap();
+        let b = Labels::from_pairs([("__name__", "b"), ("job", "x")]).unwrap();
+        let mut app = db.appender();
+        assert_eq!(
+            app.append(&a, &[]).unwrap().0,
+            None,
+            "no samples, no series"
+        );
+        let (ra, o) = app.append(&a, &[Sample::new(1_000, 1.0)]).unwrap();
+        let ra = ra.unwrap();
+        assert_eq!(o.appended, 1);
+        let (rb, _) = app.append(&b, &[Sample::new(1_000, 2.0)]).unwrap();
+        let rb = rb.unwrap();
+        assert_ne!(ra, rb);
+        let o = app
+            .append_ref(
+                ra,
+                &pairs(&a),
+                &[Sample::new(2_000, 3.0), Sample::new(2_000, 4.0)],
+            )
+            .unwrap();
+        assert_eq!((o.appended, o.duplicates), (1, 1));
+        // A ref used with other labels is refused, nothing appended.
+        assert!(app
+            .append_ref(rb, &pairs(&a), &[Sample::new(3_000, 9.0)])
+            .is_none());
+        drop(app);
+        let got = db
+            .select(&[Matcher::equal("__name__", "a")], 0, 10_000)
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].samples,
+            vec![Sample::new(1_000, 1.0), Sample::new(2_000, 3.0)]
+        );
+        assert_eq!(db.samples_appended_total(), 3);
+    }
 }

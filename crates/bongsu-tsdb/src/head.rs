@@ -427,14 +427,44 @@ impl Head {
     }
 
     pub(crate) fn append(&mut self, labels: &Labels, samples: &[Sample]) -> Result<AppendOutcome> {
-        let mut out = AppendOutcome::default();
         if samples.is_empty() {
-            return Ok(out);
+            return Ok(AppendOutcome::default());
         }
         let id = self.get_or_create(labels)?;
+        Ok(self.append_id(id, samples))
+    }
+
+    /// Like [`Head::append`], and returns the series' id (`None` when `samples` is empty and
+    /// nothing was created).
+    pub(crate) fn append_returning_id(
+        &mut self,
+        labels: &Labels,
+        samples: &[Sample],
+    ) -> Result<(Option<u32>, AppendOutcome)> {
+        if samples.is_empty() {
+            return Ok((None, AppendOutcome::default()));
+        }
+        let id = self.get_or_create(labels)?;
+        Ok((Some(id), self.append_id(id, samples)))
+    }
+
+    /// Whether series `id` is in the head with exactly these (sorted) labels.
+    pub(crate) fn series_has_labels(&self, id: u32, labels: &[(&str, &str)]) -> bool {
+        let Some(s) = self.series.get(&id) else {
+            return false;
+        };
+        s.pairs.len() == labels.len()
+            && s.pairs.iter().zip(labels).all(|(&(n, v), &(name, value))| {
+                self.syms.get(n) == name && self.syms.get(v) == value
+            })
+    }
+
+    /// Appends samples to the existing series `id` (see [`Head::append`] for the rules).
+    pub(crate) fn append_id(&mut self, id: u32, samples: &[Sample]) -> AppendOutcome {
+        let mut out = AppendOutcome::default();
         let window = self.limits.ooo_window_ms;
         let Some(s) = self.series.get_mut(&id) else {
-            return Ok(out);
+            return out;
         };
         for smp in samples {
             let (t, v) = (smp.timestamp_ms, smp.value);
@@ -462,7 +492,7 @@ impl Head {
         self.out_of_window_total += out.out_of_window;
         self.duplicates_total += out.duplicates;
         self.samples_total += out.appended;
-        Ok(out)
+        out
     }
 
     /// Records that everything appended so far came from the log before `offsets`.

@@ -24,7 +24,10 @@ mod rollup;
 mod snapshot;
 
 pub use chunk::{XorChunk, XorIter};
-pub use db::{CompactionReport, Compactor, DiskUsage, Options, RollupSeries, Series, Tsdb};
+pub use db::{
+    Appender, CompactionReport, Compactor, DiskUsage, Options, RollupSeries, Series, SeriesRef,
+    Tsdb,
+};
 pub use error::{Error, Result};
 pub use head::{AppendOutcome, HeadMemory};
 pub use index::{CardinalityStats, LabelIndex};

@@ -1,0 +1,590 @@
+//! Remote_write 1.0 decoded in place: a hand-written protobuf reader over the decompressed
+//! body whose label names and values borrow the body's bytes.
+//!
+//! It accepts and refuses exactly what [`crate::decode_write_request`] (prost, owned
+//! labels) does for every well-formed message, with the same validation and the same error
+//! for the first broken limit; the tests compare the two. Two differences on malformed
+//! bytes: protobuf groups (wire types 3 and 4, unused by any remote_write sender) are
+//! refused as malformed, and the malformed detail text differs.
+
+use bongsu_model::{MetricKind, Sample};
+
+use crate::compression;
+use crate::error::{Error, Result};
+use crate::labels::{is_valid_label_name, is_valid_metric_name};
+use crate::limits::{Limits, KEY_LABELS, KEY_LABEL_NAME, KEY_LABEL_VALUE, KEY_SAMPLES};
+use crate::metrics_record::MetadataRef;
+
+/// Checks the body size and decompresses a snappy remote_write body within the limits.
+pub fn decompress_remote_write(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
+    compression::check_body(body, limits)?;
+    compression::snappy(body, limits)
+}
+
+/// One validated series of a [`WriteRequestView`]: canonical labels (sorted, unique, no
+/// empty values, a valid `__name__`) and at least one sample.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSeries<'v, 'a> {
+    pub labels: &'v [(&'a str, &'a str)],
+    pub samples: &'v [Sample],
+}
+
+/// A decoded, validated remote_write request borrowing the decompressed body. Series
+/// without samples are left out, as [`crate::decode_write_request`] does.
+#[derive(Debug, Default)]
+pub struct WriteRequestView<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    samples: Vec<Sample>,
+    /// Per series: end of its labels, end of its samples.
+    series: Vec<(usize, usize)>,
+    metadata: Vec<MetadataRef<'a>>,
+    /// Exemplars received and dropped.
+    pub exemplars_dropped: usize,
+    /// Native histogram samples received and dropped.
+    pub histograms_dropped: usize,
+}
+
+impl<'a> WriteRequestView<'a> {
+    /// The series, in request order.
+    pub fn series(&self) -> impl Iterator<Item = WriteSeries<'_, 'a>> + '_ {
+        let (mut l0, mut s0) = (0, 0);
+        self.series.iter().map(move |&(l1, s1)| {
+            let s = WriteSeries {
+                labels: &self.labels[l0..l1],
+                samples: &self.samples[s0..s1],
+            };
+            (l0, s0) = (l1, s1);
+            s
+        })
+    }
+
+    /// Number of series.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Number of samples over all series.
+    pub fn sample_count(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Metadata entries (type as remote_write's int, mapped like the owned decoder).
+    pub fn metadata(&self) -> &[MetadataRef<'a>] {
+        &self.metadata
+    }
+}
+
+fn malformed(detail: &str) -> Error {
+    Error::malformed("remote write protobuf", detail)
+}
+
+/// A protobuf reader over untrusted bytes.
+struct Pb<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Pb<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(malformed("truncated varint"));
+            };
+            self.pos += 1;
+            if i == 9 && b > 1 {
+                return Err(malformed("invalid varint"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(malformed("invalid varint"))
+    }
+
+    /// The next field's tag and wire type.
+    fn key(&mut self) -> Result<(u32, u8)> {
+        let key = self.varint()?;
+        let key = u32::try_from(key).map_err(|_| malformed("invalid key value"))?;
+        let wire = (key & 7) as u8;
+        let tag = key >> 3;
+        if tag == 0 {
+            return Err(malformed("invalid tag value: 0"));
+        }
+        Ok((tag, wire))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let len = self.varint()?;
+        let rest = self.buf.len() - self.pos;
+        if len > rest as u64 {
+            return Err(malformed("buffer underflow"));
+        }
+        let b = &self.buf[self.pos..self.pos + len as usize];
+        self.pos += len as usize;
+        Ok(b)
+    }
+
+    fn fixed64(&mut self) -> Result<u64> {
+        let Some(b) = self.buf.get(self.pos..self.pos + 8) else {
+            return Err(malformed("buffer underflow"));
+        };
+        self.pos += 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<()> {
+        match wire {
+            0 => self.varint().map(drop),
+            1 => self.fixed64().map(drop),
+            2 => self.bytes().map(drop),
+            5 => {
+                if self.buf.len() - self.pos < 4 {
+                    return Err(malformed("buffer underflow"));
+                }
+                self.pos += 4;
+                Ok(())
+            }
+            3 | 4 => Err(malformed("protobuf groups are not supported")),
+            w => Err(malformed(&format!("invalid wire type value: {w}"))),
+        }
+    }
+
+    fn expect(wire: u8, want: u8) -> Result<()> {
+        if wire == want {
+            Ok(())
+        } else {
+            Err(malformed(&format!(
+                "invalid wire type: {wire} (expected {want})"
+            )))
+        }
+    }
+
+    fn string(&mut self) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
+    }
+}
+
+/// Decodes a snappy remote_write 1.0 body into a view over `raw`, the output of
+/// [`decompress_remote_write`]. Same validation as [`crate::decode_remote_write`].
+pub fn decode_write_request_view<'a>(
+    raw: &'a [u8],
+    limits: &Limits,
+) -> Result<WriteRequestView<'a>> {
+    // Pass 1: the whole message, as sent.
+    let mut raw_labels: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut raw_series: Vec<(usize, usize)> = Vec::new();
+    let mut view = WriteRequestView::default();
+    let mut pb = Pb::new(raw);
+    while !pb.done() {
+        let (tag, wire) = pb.key()?;
+        match tag {
+            1 => {
+                Pb::expect(wire, 2)?;
+                let ts = pb.bytes()?;
+                read_series(ts, &mut raw_labels, &mut view)?;
+                raw_series.push((raw_labels.len(), view.samples.len()));
+            }
+            3 => {
+                Pb::expect(wire, 2)?;
+                let m = pb.bytes()?;
+                view.metadata.push(read_metadata(m)?);
+            }
+            _ => pb.skip(wire)?,
+        }
+    }
+    if view.samples.len() > limits.max_samples_per_request {
+        return Err(Error::TooManyItems {
+            what: "samples",
+            actual: view.samples.len(),
+            limit: limits.max_samples_per_request,
+            key: KEY_SAMPLES,
+        });
+    }
+    // Pass 2: validate and canonicalize each series' labels; drop series without samples.
+    view.labels.reserve(raw_labels.len());
+    let mut kept_samples = 0;
+    let (mut l0, mut s0) = (0, 0);
+    for (i, &(l1, s1)) in raw_series.iter().enumerate() {
+        let pairs = &raw_labels[l0..l1];
+        let start = view.labels.len();
+        validate_into(pairs, limits, i, &mut view.labels)?;
+        if s1 == s0 {
+            view.labels.truncate(start);
+        } else {
+            // Samples of dropped series are removed by moving the kept ones down.
+            if kept_samples != s0 {
+                view.samples.copy_within(s0..s1, kept_samples);
+            }
+            kept_samples += s1 - s0;
+            view.series.push((view.labels.len(), kept_samples));
+        }
+        (l0, s0) = (l1, s1);
+    }
+    view.samples.truncate(kept_samples);
+    Ok(view)
+}
+
+fn read_series<'a>(
+    buf: &'a [u8],
+    labels: &mut Vec<(&'a str, &'a str)>,
+    view: &mut WriteRequestView<'a>,
+) -> Result<()> {
+    let mut pb = Pb::new(buf);
+    while !pb.done() {
+        let (tag, wire) = pb.key()?;
+        match tag {
+            1 => {
+                Pb::expect(wire, 2)?;
+                let mut l = Pb::new(pb.bytes()?);
+                let (mut name, mut value) = ("", "");
+                while !l.done() {
+                    match l.key()? {
+                        (1, w) => {
+                            Pb::expect(w, 2)?;
+                            name = l.string()?;
+                        }
+                        (2, w) => {
+                            Pb::expect(w, 2)?;
+                            value = l.string()?;
+                        }
+                        (_, w) => l.skip(w)?,
+                    }
+                }
+                labels.push((name, value));
+            }
+            2 => {
+                Pb::expect(wire, 2)?;
+                let mut s = Pb::new(pb.bytes()?);
+                let (mut t, mut v) = (0i64, 0f64);
+                while !s.done() {
+                    match s.key()? {
+                        (1, w) => {
+                            Pb::expect(w, 1)?;
+                            v = f64::from_bits(s.fixed64()?);
+                        }
+                        (2, w) => {
+                            Pb::expect(w, 0)?;
+                            t = s.varint()? as i64;
+                        }
+                        (_, w) => s.skip(w)?,
+                    }
+                }
+                view.samples.push(Sample::new(t, v));
+            }
+            3 => {
+                Pb::expect(wire, 2)?;
+                pb.bytes()?;
+                view.exemplars_dropped += 1;
+            }
+            4 => {
+                Pb::expect(wire, 2)?;
+                pb.bytes()?;
+                view.histograms_dropped += 1;
+            }
+            _ => pb.skip(wire)?,
+        }
+    }
+    Ok(())
+}
+
+fn read_metadata(buf: &[u8]) -> Result<MetadataRef<'_>> {
+    let mut pb = Pb::new(buf);
+    let mut m = MetadataRef {
+        family: "",
+        kind: MetricKind::Unknown,
+        help: "",
+        unit: "",
+    };
+    while !pb.done() {
+        match pb.key()? {
+            (1, w) => {
+                Pb::expect(w, 0)?;
+                let t = pb.varint()? as i32;
+                m.kind = u8::try_from(t)
+                    .ok()
+                    .and_then(MetricKind::from_code)
+                    .unwrap_or(MetricKind::Unknown);
+            }
+            (2, w) => {
+                Pb::expect(w, 2)?;
+                m.family = pb.string()?;
+            }
+            (4, w) => {
+                Pb::expect(w, 2)?;
+                m.help = pb.string()?;
+            }
+            (5, w) => {
+                Pb::expect(w, 2)?;
+                m.unit = pb.string()?;
+            }
+            (_, w) => pb.skip(w)?,
+        }
+    }
+    Ok(m)
+}
+
+/// Validates one series' labels as `build_series_labels` does and appends them, sorted and
+/// without empty values, to `out`.
+fn validate_into<'a>(
+    pairs: &[(&'a str, &'a str)],
+    limits: &Limits,
+    index: usize,
+    out: &mut Vec<(&'a str, &'a str)>,
+) -> Result<()> {
+    let context = || format!("series {index}");
+    if pairs.len() > limits.max_labels_per_series {
+        return Err(Error::ItemTooLarge {
+            what: "label count",
+            actual: pairs.len(),
+            limit: limits.max_labels_per_series,
+            key: KEY_LABELS,
+            context: context(),
+        });
+    }
+    for &(name, value) in pairs {
+        if name.len() > limits.max_label_name_bytes {
+            return Err(Error::ItemTooLarge {
+                what: "label name length",
+                actual: name.len(),
+                limit: limits.max_label_name_bytes,
+                key: KEY_LABEL_NAME,
+                context: context(),
+            });
+        }
+        if value.len() > limits.max_label_value_bytes {
+            return Err(Error::ItemTooLarge {
+                what: "label value length",
+                actual: value.len(),
+                limit: limits.max_label_value_bytes,
+                key: KEY_LABEL_VALUE,
+                context: context(),
+            });
+        }
+        if !is_valid_label_name(name) {
+            return Err(Error::InvalidLabelName {
+                name: name.to_owned(),
+                context: context(),
+            });
+        }
+    }
+    let start = out.len();
+    out.extend(pairs.iter().filter(|p| !p.1.is_empty()));
+    let mine = &mut out[start..];
+    // Senders send sorted labels: check before sorting.
+    if !mine.windows(2).all(|w| w[0].0 <= w[1].0) {
+        mine.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    if let Some(w) = mine.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::DuplicateLabel {
+            name: w[0].0.to_owned(),
+            context: context(),
+        });
+    }
+    match mine.iter().find(|p| p.0 == bongsu_model::METRIC_NAME) {
+        None => Err(Error::MissingMetricName { context: context() }),
+        Some(p) if !is_valid_metric_name(p.1) => Err(Error::InvalidMetricName {
+            name: p.1.to_owned(),
+            context: context(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Series};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::remote_write::{decode_write_request, proto};
+
+    fn owned(v: &WriteRequestView<'_>) -> MetricsRecord {
+        MetricsRecord {
+            series: v
+                .series()
+                .map(|s| Series {
+                    labels: Labels::new(s.labels.iter().map(|&(n, v)| Label::new(n, v)).collect())
+                        .unwrap(),
+                    samples: s.samples.to_vec(),
+                })
+                .collect(),
+            metadata: v
+                .metadata()
+                .iter()
+                .map(|m| MetricMetadata {
+                    family: m.family.to_owned(),
+                    kind: m.kind,
+                    help: m.help.to_owned(),
+                    unit: m.unit.to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Both decoders agree: same record, or the same error.
+    fn agree(raw: &[u8], limits: &Limits) -> std::result::Result<(), TestCaseError> {
+        let old = decode_write_request(raw, limits);
+        let new = decode_write_request_view(raw, limits);
+        match (old, new) {
+            (Ok(o), Ok(n)) => {
+                prop_assert_eq!(&owned(&n), &o.record);
+                prop_assert_eq!(n.sample_count(), o.record.sample_count());
+                prop_assert_eq!(n.exemplars_dropped, o.exemplars_dropped);
+                prop_assert_eq!(n.histograms_dropped, o.histograms_dropped);
+            }
+            (Err(o), Err(n)) => {
+                if !matches!(o, Error::Malformed { .. }) {
+                    prop_assert_eq!(o.to_string(), n.to_string());
+                }
+                prop_assert_eq!(o.kind(), n.kind());
+            }
+            (o, n) => prop_assert!(false, "old {:?} new {:?}", o.map(|_| ()), n.map(|_| ())),
+        }
+        Ok(())
+    }
+
+    fn arb_request() -> impl Strategy<Value = proto::WriteRequest> {
+        let name = prop_oneof![
+            8 => "[a-c_]{1,3}",
+            1 => Just("__name__".to_owned()),
+            1 => "[0-9:-]{0,2}",
+        ];
+        let label = (name, "[a-c:]{0,3}").prop_map(|(name, value)| proto::Label { name, value });
+        let labels = proptest::collection::vec(label, 0..6).prop_map(|mut l| {
+            l.push(proto::Label {
+                name: "__name__".into(),
+                value: "up".into(),
+            });
+            l
+        });
+        let sample = (any::<i64>(), any::<f64>())
+            .prop_map(|(timestamp, value)| proto::Sample { value, timestamp });
+        let ts = (
+            labels,
+            proptest::collection::vec(sample, 0..4),
+            0usize..2,
+            0usize..2,
+        )
+            .prop_map(|(labels, samples, e, h)| proto::TimeSeries {
+                labels,
+                samples,
+                exemplars: vec![vec![1, 2]; e],
+                histograms: vec![vec![3]; h],
+            });
+        let md = ("[a-c]{0,3}", -1i32..9, "[a-d ]{0,4}", "[a-c]{0,2}").prop_map(
+            |(metric_family_name, r#type, help, unit)| proto::MetricMetadata {
+                r#type,
+                metric_family_name,
+                help,
+                unit,
+            },
+        );
+        (
+            proptest::collection::vec(ts, 0..6),
+            proptest::collection::vec(md, 0..2),
+        )
+            .prop_map(|(timeseries, metadata)| proto::WriteRequest {
+                timeseries,
+                metadata,
+            })
+    }
+
+    #[test]
+    fn limits_give_the_same_errors() {
+        let req = proto::WriteRequest {
+            timeseries: vec![proto::TimeSeries {
+                labels: vec![
+                    proto::Label {
+                        name: "__name__".into(),
+                        value: "up".into(),
+                    },
+                    proto::Label {
+                        name: "job".into(),
+                        value: "abcdef".into(),
+                    },
+                ],
+                samples: vec![proto::Sample {
+                    value: 1.0,
+                    timestamp: 5,
+                }],
+                ..Default::default()
+            }],
+            metadata: Vec::new(),
+        };
+        let raw = req.encode_to_vec();
+        let tight = Limits {
+            max_label_value_bytes: 3,
+            ..Limits::default()
+        };
+        let e = decode_write_request_view(&raw, &tight).unwrap_err();
+        assert!(
+            e.to_string().contains("ingest.max_label_value_bytes"),
+            "{e}"
+        );
+        let e = decode_write_request_view(
+            &raw,
+            &Limits {
+                max_samples_per_request: 0,
+                ..Limits::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("ingest.max_samples_per_request"),
+            "{e}"
+        );
+        let ok = decode_write_request_view(&raw, &Limits::default()).unwrap();
+        let s: Vec<_> = ok.series().collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].labels, &[("__name__", "up"), ("job", "abcdef")]);
+        assert_eq!(s[0].samples, &[Sample::new(5, 1.0)]);
+        assert!(decode_write_request_view(b"\x0a\x05abc", &Limits::default()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn agrees_with_the_owned_decoder(req in arb_request(), samples_limit in 0usize..30) {
+            let raw = req.encode_to_vec();
+            agree(&raw, &Limits::default())?;
+            let tight = Limits {
+                max_samples_per_request: samples_limit,
+                max_labels_per_series: 4,
+                max_label_value_bytes: 2,
+                ..Limits::default()
+            };
+            agree(&raw, &tight)?;
+        }
+
+        #[test]
+        fn damaged_bytes_never_panic(req in arb_request(), cut in any::<usize>(), flip in any::<usize>(), bit in 0u8..8) {
+            let mut raw = req.encode_to_vec();
+            if !raw.is_empty() {
+                let i = flip % raw.len();
+                raw[i] ^= 1 << bit;
+                raw.truncate(raw.len() - cut % 2);
+            }
+            let _ = decode_write_request_view(&raw, &Limits::default());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_write_request_view(&raw, &Limits::default());
+        }
+    }
+}
