@@ -120,6 +120,9 @@ impl LogsSettings {
             retention_ns: (!self.retention.is_zero()).then(|| nanos(self.retention)),
             retention_bytes: u64::try_from(self.retention_bytes).ok(),
             default_limit: self.default_limit,
+            // The server compacts in its maintenance task (plan and install under the lock,
+            // the heavy merge without it), not inside `maintain`.
+            compaction: false,
             ..bongsu_logstore::Config::default()
         }
     }

@@ -391,6 +391,47 @@ async fn maintain_loop(logs: Arc<Logs>, stream: Arc<dyn Stream>, mut stop: watch
             Err(e) => tracing::error!(error = %e, "log store maintenance task failed"),
         }
         commit(&logs, stream.as_ref()).await;
+        compact(&logs, &stop).await;
+    }
+}
+
+/// Compacts sealed segments step by step until nothing is left to merge or the server stops.
+/// Each step plans under the shared lock, merges and recompresses with no lock held (queries
+/// and appends go on), and installs the result under the exclusive lock.
+async fn compact(logs: &Logs, stop: &watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let store = logs.store.clone();
+        let step = blocking(
+            move || -> bongsu_logstore::Result<Option<(bool, StoreStats)>> {
+                let plan = read_lock(&store).plan_compaction()?;
+                let Some(plan) = plan else {
+                    return Ok(None);
+                };
+                let done = plan.run()?;
+                let mut s = write_lock(&store);
+                let installed = s.install_compaction(done)?;
+                Ok(Some((installed, s.stats())))
+            },
+        )
+        .await;
+        match step {
+            Ok(Ok(Some((installed, stats)))) => {
+                if installed {
+                    logs.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                logs.metrics.set_stats(&stats);
+            }
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                logs.metrics.maintain_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "log store compaction failed: retrying at the next interval");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log store compaction task failed");
+                return;
+            }
+        }
     }
 }
 
@@ -413,6 +454,7 @@ struct LogsMetrics {
     entries_applied: AtomicU64,
     lost: AtomicU64,
     maintain_errors: AtomicU64,
+    compactions: AtomicU64,
     rejected: CounterVec,
     streams: AtomicU64,
     segments: AtomicU64,
@@ -430,6 +472,7 @@ impl LogsMetrics {
             entries_applied: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             maintain_errors: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
             rejected: CounterVec::new(
                 "bongsu_logs_entries_rejected_total",
                 "Log entries the log store left out (their whole stream of a record), by reason.",
@@ -466,7 +509,8 @@ impl MetricsSource for LogsMetricsSource {
             ("bongsu_logs_records_skipped_total", "Records of the logs topic that did not decode and were skipped.", &m.records_skipped),
             ("bongsu_logs_entries_applied_total", "Log entries applied to the log store.", &m.entries_applied),
             ("bongsu_logs_records_lost_total", "Records of the logs topic deleted by stream retention before the log store applied them.", &m.lost),
-            ("bongsu_logs_maintain_errors_total", "Failed log store maintenance runs (segment writes, retention).", &m.maintain_errors),
+            ("bongsu_logs_maintain_errors_total", "Failed log store maintenance runs (segment writes, retention, compaction).", &m.maintain_errors),
+            ("bongsu_logs_compactions_total", "Compaction steps installed (segments merged into 4 MiB chunks at a higher compression level).", &m.compactions),
         ];
         for (name, help, v) in counters {
             out.family(name, help, MetricKind::Counter);

@@ -54,6 +54,22 @@ impl ClosedChunk {
         }
     }
 
+    /// Appends the samples within `[start, end]`; an XOR chunk is decoded only as far as
+    /// `end`.
+    fn extend_range_into(&self, out: &mut Vec<(i64, f64)>, start: i64, end: i64) {
+        if self.packed {
+            let mut all = Vec::new();
+            self.extend_into(&mut all);
+            out.extend(all.into_iter().filter(|x| x.0 >= start && x.0 <= end));
+        } else {
+            out.extend(
+                XorIter::new(&self.bytes)
+                    .skip_while(|x| x.0 < start)
+                    .take_while(|x| x.0 <= end),
+            );
+        }
+    }
+
     fn contains(&self, t: i64) -> bool {
         if t < self.min_t || t > self.max_t {
             return false;
@@ -582,11 +598,7 @@ impl Head {
             .iter()
             .filter(|c| c.max_t >= start && c.min_t <= end)
         {
-            out.extend(
-                XorIter::new(&c.bytes)
-                    .skip_while(|x| x.0 < start)
-                    .take_while(|x| x.0 <= end),
-            );
+            c.extend_range_into(&mut out, start, end);
         }
         if let Some(o) = s
             .open
@@ -732,6 +744,44 @@ mod tests {
 
     fn l(name: &str, i: &str) -> Labels {
         Labels::from_pairs([("__name__", name), ("i", i)]).unwrap()
+    }
+
+    #[test]
+    fn range_reads_agree_with_full_reads_over_packed_and_xor_chunks() {
+        let mut h = head(0);
+        // Short decimals (packed once a chunk closes) and full-precision floats (kept XOR).
+        let decimals: Vec<Sample> = (0..300)
+            .map(|i| Sample::new(i * 15_000, (i * 7 % 50) as f64 / 100.0))
+            .collect();
+        let floats: Vec<Sample> = (0..300)
+            .map(|i| Sample::new(i * 15_000, (i as f64).sqrt() * std::f64::consts::PI))
+            .collect();
+        h.append(&l("d", "1"), &decimals).unwrap();
+        h.append(&l("f", "1"), &floats).unwrap();
+        for (id, all) in [(0, &decimals), (1, &floats)] {
+            assert!(
+                h.series[&id].closed.len() >= 2,
+                "series {id} closed no chunk"
+            );
+            for (start, end) in [
+                (0, i64::MAX),
+                (1_000_000, 3_000_000),
+                (2_000_000, 2_000_000),
+            ] {
+                let want: Vec<(i64, f64)> = all
+                    .iter()
+                    .filter(|s| s.timestamp_ms >= start && s.timestamp_ms <= end)
+                    .map(|s| (s.timestamp_ms, s.value))
+                    .collect();
+                assert_eq!(
+                    h.samples(id, start, end),
+                    want,
+                    "series {id} [{start}, {end}]"
+                );
+            }
+        }
+        assert!(h.series[&0].closed.iter().all(|c| c.packed));
+        assert!(h.series[&1].closed.iter().all(|c| !c.packed));
     }
 
     #[test]
