@@ -47,23 +47,28 @@ pub(crate) fn read() -> Result<Timex> {
     let t = &tx.0;
     Ok(Timex {
         state,
-        offset: i64::from(t.offset),
-        freq: i64::from(t.freq),
-        maxerror: i64::from(t.maxerror),
-        esterror: i64::from(t.esterror),
-        status: i64::from(t.status),
-        constant: i64::from(t.constant),
-        tick: i64::from(t.tick),
-        ppsfreq: i64::from(t.ppsfreq),
-        jitter: i64::from(t.jitter),
-        shift: i64::from(t.shift),
-        stabil: i64::from(t.stabil),
-        jitcnt: i64::from(t.jitcnt),
-        calcnt: i64::from(t.calcnt),
-        errcnt: i64::from(t.errcnt),
-        stbcnt: i64::from(t.stbcnt),
-        tai: i64::from(t.tai),
+        offset: wide(t.offset),
+        freq: wide(t.freq),
+        maxerror: wide(t.maxerror),
+        esterror: wide(t.esterror),
+        status: wide(t.status),
+        constant: wide(t.constant),
+        tick: wide(t.tick),
+        ppsfreq: wide(t.ppsfreq),
+        jitter: wide(t.jitter),
+        shift: wide(t.shift),
+        stabil: wide(t.stabil),
+        jitcnt: wide(t.jitcnt),
+        calcnt: wide(t.calcnt),
+        errcnt: wide(t.errcnt),
+        stbcnt: wide(t.stbcnt),
+        tai: wide(t.tai),
     })
+}
+
+/// A `struct timex` field (C `long` or `int`, by platform) as i64.
+fn wide<T: Into<i64>>(v: T) -> i64 {
+    v.into()
 }
 
 /// node_exporter's `node_timex_*` families from one reading.
@@ -189,6 +194,10 @@ mod tests {
         line[name.len() + 1..].parse().unwrap()
     }
 
+    fn assert_close(got: f64, want: f64) {
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} != {want}");
+    }
+
     #[test]
     fn arithmetic_follows_node_exporter() {
         let t = Timex {
@@ -212,18 +221,18 @@ mod tests {
         };
         let mut m = Metrics::default();
         metrics(&t, &mut m);
-        assert_eq!(value(&m, "node_timex_sync_status"), 1.0);
-        assert_eq!(value(&m, "node_timex_offset_seconds"), -0.0015);
-        assert_eq!(value(&m, "node_timex_frequency_adjustment_ratio"), 1.00001);
-        assert_eq!(value(&m, "node_timex_maxerror_seconds"), 0.016);
-        assert_eq!(value(&m, "node_timex_estimated_error_seconds"), 0.00025);
-        assert_eq!(value(&m, "node_timex_tick_seconds"), 0.01);
-        assert_eq!(value(&m, "node_timex_pps_frequency_hertz"), 1e-6);
-        assert_eq!(value(&m, "node_timex_pps_jitter_seconds"), 0.003);
-        assert_eq!(value(&m, "node_timex_pps_stability_hertz"), 2e-6);
-        assert_eq!(value(&m, "node_timex_pps_shift_seconds"), 4.0);
-        assert_eq!(value(&m, "node_timex_tai_offset_seconds"), 37.0);
-        assert_eq!(value(&m, "node_timex_pps_stability_exceeded_total"), 4.0);
+        assert_close(value(&m, "node_timex_sync_status"), 1.0);
+        assert_close(value(&m, "node_timex_offset_seconds"), -0.0015);
+        assert_close(value(&m, "node_timex_frequency_adjustment_ratio"), 1.00001);
+        assert_close(value(&m, "node_timex_maxerror_seconds"), 0.016);
+        assert_close(value(&m, "node_timex_estimated_error_seconds"), 0.00025);
+        assert_close(value(&m, "node_timex_tick_seconds"), 0.01);
+        assert_close(value(&m, "node_timex_pps_frequency_hertz"), 1e-6);
+        assert_close(value(&m, "node_timex_pps_jitter_seconds"), 0.003);
+        assert_close(value(&m, "node_timex_pps_stability_hertz"), 2e-6);
+        assert_close(value(&m, "node_timex_pps_shift_seconds"), 4.0);
+        assert_close(value(&m, "node_timex_tai_offset_seconds"), 37.0);
+        assert_close(value(&m, "node_timex_pps_stability_exceeded_total"), 4.0);
         // STA_NANO: offset and jitter in nanoseconds; TIME_ERROR: not synchronized.
         let nano = Timex {
             state: TIME_ERROR,
@@ -234,10 +243,10 @@ mod tests {
         };
         let mut m = Metrics::default();
         metrics(&nano, &mut m);
-        assert_eq!(value(&m, "node_timex_sync_status"), 0.0);
-        assert_eq!(value(&m, "node_timex_offset_seconds"), 0.002);
-        assert_eq!(value(&m, "node_timex_pps_jitter_seconds"), 5e-7);
-        assert_eq!(value(&m, "node_timex_status"), 8192.0);
+        assert_close(value(&m, "node_timex_sync_status"), 0.0);
+        assert_close(value(&m, "node_timex_offset_seconds"), 0.002);
+        assert_close(value(&m, "node_timex_pps_jitter_seconds"), 5e-7);
+        assert_close(value(&m, "node_timex_status"), 8192.0);
     }
 
     #[test]

@@ -314,14 +314,13 @@ async fn logged_lines(stream: &MemoryStream) -> Vec<String> {
 #[tokio::test]
 async fn pipelined_pushes_arriving_out_of_order_apply_in_queue_order() {
     let (app, stream, token) = enrolled("pipe").await;
-    let second = {
+    let mut second = {
         let (app, token) = (app.clone(), token.clone());
         tokio::spawn(async move { push_following(&app, &token, batch(9, 2, "two"), Some(1)).await })
     };
-    for _ in 0..50 {
-        tokio::task::yield_now().await;
-    }
-    assert!(!second.is_finished(), "the follower must wait for batch 1");
+    // Alone, the follower is not applied (it waits for batch 1, up to 5 s).
+    let alone = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(alone.is_err(), "the follower must wait for batch 1");
     assert!(logged_lines(&stream).await.is_empty());
     let first = push(&app, &token, batch(9, 1, "one")).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
