@@ -7,7 +7,8 @@
 #     local `bongsu server` (embedded stream): MiB/s and lines/s until the server counted every
 #     line.
 #
-# Usage: bench/agent.sh [DURATION_SECONDS] [MIB]   (defaults 300 and 256)
+# Usage: bench/agent.sh [DURATION_SECONDS] [MIB]   (defaults 300 and 256; DURATION 0 skips the
+# footprint part). BONGSU_BENCH_BATCH_BYTES sets agent.shipping.max_batch_bytes for the shipping part.
 # BONGSU_BIN=path runs that binary instead of building the release one.
 # Binds 127.0.0.1:19400 (bongsu) and 127.0.0.1:19101 (node_exporter). Run it several times on a
 # quiet machine and quote medians.
@@ -40,6 +41,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 hz="$(getconf CLK_TCK)"
 
 # 1. Footprint.
+if [ "$secs" -gt 0 ]; then
 token="$("$bin" agents enroll --name bench-footprint --data-dir "$dir/data" 2>/dev/null)"
 mkdir -p "$dir/fp"
 cat >"$dir/fp/agent.toml" <<TOML
@@ -68,6 +70,7 @@ el="$(echo "$t1 - $t0" | bc -l)"
 acpu="$(echo "($a1 - $a0) / $hz / $el * 100" | bc -l)"
 ncpu="$(echo "($n1 - $n0) / $hz / $el * 100" | bc -l)"
 kill $apid $npid; wait $apid $npid 2>/dev/null || true
+fi
 
 # 2. Shipping.
 token="$("$bin" agents enroll --name bench-ship --data-dir "$dir/data" 2>/dev/null)"
@@ -101,8 +104,10 @@ queue_dir = "$dir/ship/queue"
 queue_max_bytes = 2147483648
 queue_segment_bytes = 67108864
 linger_ms = 50
+${BONGSU_BENCH_BATCH_BYTES:+max_batch_bytes = $BONGSU_BENCH_BATCH_BYTES}
 TOML
 base="$(lines_at_server)"; base="${base:-0}"
+srv0="$(cpu_ticks "${pids[0]}")"
 t0="$(date +%s.%N)"
 BONGSU_LOG=warn "$bin" agent --server http://127.0.0.1:19400 --token "$token" --config "$dir/ship/agent.toml" 2>"$dir/ship/agent.err" &
 spid=$!; pids+=($spid)
@@ -115,15 +120,23 @@ while :; do
 done
 t1="$(date +%s.%N)"
 sel="$(echo "$t1 - $t0" | bc -l)"
-scpu="$(echo "$(cpu_ticks $spid) / $hz / $sel * 100" | bc -l)"
+aticks="$(cpu_ticks $spid)"
+srvticks="$(( $(cpu_ticks "${pids[0]}") - srv0 ))"
+scpu="$(echo "$aticks / $hz / $sel * 100" | bc -l)"
+gib="$(echo "$bytes / 1073741824" | bc -l)"
 
 echo "# bongsu agent, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), footprint ${secs} s, shipping ${mib} MiB"
 printf "| %-34s | %12s | %12s |\n" "figure" "bongsu agent" "node_exporter"
 printf "| %-34s | %12s | %12s |\n" "----" "----" "----"
+if [ "$secs" -gt 0 ]; then
 printf "| %-34s | %12.1f | %12.1f |\n" "RSS median (MiB)" "$(median <"$dir/a.rss" | awk '{print $1/1024}')" "$(median <"$dir/n.rss" | awk '{print $1/1024}')"
 printf "| %-34s | %12.1f | %12.1f |\n" "RSS max (MiB)" "$(sort -n "$dir/a.rss" | tail -1 | awk '{print $1/1024}')" "$(sort -n "$dir/n.rss" | tail -1 | awk '{print $1/1024}')"
 printf "| %-34s | %12.3f | %12.3f |\n" "CPU (% of one core, 10 s interval)" "$acpu" "$ncpu"
+fi
 printf "| %-34s | %12.1f | %12s |\n" "file -> server (MiB/s)" "$(echo "$bytes / 1048576 / $sel" | bc -l)" "-"
 printf "| %-34s | %12.0f | %12s |\n" "file -> server (lines/s)" "$(echo "$total / $sel" | bc -l)" "-"
 printf "| %-34s | %12.1f | %12s |\n" "agent CPU while shipping (% core)" "$scpu" "-"
 printf "| %-34s | %12.1f | %12s |\n" "agent RSS max while shipping (MiB)" "$(echo "$srss / 1024" | bc -l)" "-"
+printf "| %-34s | %12s | %12s |\n" "lines counted by server / in file" "$(( n - base ))/$total" "-"
+printf "| %-34s | %12.1f | %12s |\n" "agent CPU s per GiB shipped" "$(echo "$aticks / $hz / $gib" | bc -l)" "-"
+printf "| %-34s | %12.1f | %12s |\n" "server CPU s per GiB shipped" "$(echo "$srvticks / $hz / $gib" | bc -l)" "-"

@@ -86,9 +86,13 @@ impl AgentConfig {
                 "agent.shipping.queue_segment_bytes must be at least 1 and at most half of queue_max_bytes".into(),
             ));
         }
-        if s.max_batch_bytes == 0 || s.backoff_min_ms == 0 || s.backoff_max_ms < s.backoff_min_ms {
+        if s.max_batch_bytes == 0
+            || s.backoff_min_ms == 0
+            || s.backoff_max_ms < s.backoff_min_ms
+            || !(1..=64).contains(&s.max_inflight)
+        {
             return Err(Error::Config(
-                "agent.shipping: max_batch_bytes and backoff_min_ms must be at least 1, backoff_max_ms at least backoff_min_ms".into(),
+                "agent.shipping: max_batch_bytes and backoff_min_ms must be at least 1, backoff_max_ms at least backoff_min_ms, max_inflight 1 to 64".into(),
             ));
         }
         for w in &self.processes.watch {
@@ -157,6 +161,9 @@ pub struct ShippingConfig {
     pub timeout_ms: u64,
     /// zstd level of batch bodies.
     pub compression_level: i32,
+    /// Most pushes in flight at once; each after the first names the batch it follows, and
+    /// the server applies them in order. `1` ships one batch at a time.
+    pub max_inflight: usize,
 }
 
 impl Default for ShippingConfig {
@@ -171,6 +178,7 @@ impl Default for ShippingConfig {
             backoff_max_ms: 30_000,
             timeout_ms: 30_000,
             compression_level: 1,
+            max_inflight: 4,
         }
     }
 }

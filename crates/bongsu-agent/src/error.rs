@@ -50,6 +50,12 @@ pub enum Error {
     Queue { path: PathBuf, detail: String },
     #[error("cannot ship to the server: {0}")]
     Ship(String),
+    #[error("the {call} system call failed: {source}: disable the {collector} collector with collectors.disabled if the host forbids it")]
+    Syscall {
+        call: &'static str,
+        collector: &'static str,
+        source: std::io::Error,
+    },
     #[error("malformed exposition text at line {line}: {detail}")]
     Exposition { line: usize, detail: String },
 }

@@ -50,7 +50,8 @@ pub use ports::{listening_sockets, ListeningSocket, PortCollector};
 pub use processes::ProcessCollector;
 pub use protocol::{
     decode_batch, decode_header, Batch, BatchHeader, BatchLimits, DecodedBatch, Heartbeat,
-    BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, PART_LOGS, PART_METRICS,
+    BATCH_CONTENT_TYPE, BATCH_HEADER_LEN, BATCH_MAGIC, BATCH_VERSION, FOLLOWS_HEADER, PART_LOGS,
+    PART_METRICS,
 };
 pub use queue::{DiskQueue, QueueConfig, QueueStats, QueuedBatch};
 pub use run::{run_agent, ShipStats, ShipTarget};

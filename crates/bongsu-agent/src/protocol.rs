@@ -18,6 +18,9 @@ pub const BATCH_VERSION: u16 = 1;
 pub const BATCH_HEADER_LEN: usize = 48;
 /// The HTTP content type of a batch.
 pub const BATCH_CONTENT_TYPE: &str = "application/x-bongsu-agent-batch";
+/// The request header of a pipelined push: the decimal sequence number of the batch this one
+/// follows (the server applies it only after that one).
+pub const FOLLOWS_HEADER: &str = "bongsu-follows";
 
 const SECTION_HEARTBEAT: u8 = 1;
 const SECTION_INVENTORY: u8 = 2;

@@ -392,8 +392,15 @@ impl DiskQueue {
 
     /// The oldest unacknowledged batch, if any.
     pub fn peek(&self) -> Result<Option<QueuedBatch>> {
+        self.peek_after(0)
+    }
+
+    /// The first unacknowledged batch with a sequence number above `after` (what a pipelined
+    /// shipper sends after `after`).
+    pub fn peek_after(&self, after: u64) -> Result<Option<QueuedBatch>> {
+        let after = after.max(self.acked);
         for s in &self.segments {
-            let i = s.entries.partition_point(|e| e.seq <= self.acked);
+            let i = s.entries.partition_point(|e| e.seq <= after);
             let Some(e) = s.entries.get(i) else {
                 continue;
             };
@@ -537,6 +544,30 @@ mod tests {
         // Sequence numbers keep growing across restarts.
         let c = push(&mut q, b"three", b"");
         assert!(c > b);
+    }
+
+    #[test]
+    fn peek_after_walks_unacknowledged_batches_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        // Tiny segments: every few entries start a new one.
+        let mut q = DiskQueue::open(dir.path(), cfg(1 << 20, 64)).unwrap();
+        let seqs: Vec<u64> = (0..6)
+            .map(|i| push(&mut q, format!("batch-{i}").as_bytes(), b""))
+            .collect();
+        let mut walked = Vec::new();
+        let mut after = 0;
+        while let Some(b) = q.peek_after(after).unwrap() {
+            walked.push(String::from_utf8(b.bytes).unwrap());
+            after = b.seq;
+        }
+        let all: Vec<String> = (0..6).map(|i| format!("batch-{i}")).collect();
+        assert_eq!(walked, all);
+        // Acknowledged batches are never handed out again, whatever `after` says.
+        q.ack(seqs[2]).unwrap();
+        assert_eq!(q.peek_after(0).unwrap().unwrap().seq, seqs[3]);
+        assert_eq!(q.peek_after(seqs[1]).unwrap().unwrap().seq, seqs[3]);
+        assert_eq!(q.peek_after(seqs[4]).unwrap().unwrap().seq, seqs[5]);
+        assert_eq!(q.peek_after(seqs[5]).unwrap(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! was queued; on start the agent resumes its tailers from the newest queued batch's, so what
 //! was read is neither lost nor read twice across a kill.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use crate::config::AgentConfig;
 use crate::inventory::Inventory;
 use crate::journal::JournalReader;
 use crate::metrics::Metrics;
-use crate::protocol::{Batch, Heartbeat, BATCH_CONTENT_TYPE};
+use crate::protocol::{Batch, Heartbeat, BATCH_CONTENT_TYPE, FOLLOWS_HEADER};
 use crate::queue::{DiskQueue, QueueConfig};
 use crate::tail::Tailer;
 use crate::{Collector, Error, Result};
@@ -165,7 +165,9 @@ struct Producer {
     heartbeat: Heartbeat,
     inventory_hash: Option<String>,
     inventory_due_ms: i64,
-    pending: Vec<(Labels, LogEntry)>,
+    /// Log entries not yet queued, as streams in arrival order.
+    pending: VecDeque<LogStream>,
+    pending_entries: usize,
     pending_bytes: usize,
     pending_since_ms: i64,
 }
@@ -219,7 +221,8 @@ impl Producer {
             checks,
             inventory_hash: None,
             inventory_due_ms: 0,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
+            pending_entries: 0,
             pending_bytes: 0,
             pending_since_ms: 0,
         })
@@ -237,8 +240,7 @@ impl Producer {
             let got = self.poll_logs();
             let now = self.clock.now_ms();
             while self.pending_bytes >= self.config.shipping.max_batch_bytes {
-                let last = self.pending_bytes_upto_limit() == self.pending.len();
-                self.flush(None, last);
+                self.flush(None);
             }
             let metrics_due = now >= next_metrics;
             let metrics = if metrics_due && !stopping {
@@ -247,9 +249,9 @@ impl Producer {
             } else {
                 None
             };
-            let lingered = !self.pending.is_empty() && now - self.pending_since_ms >= linger_ms;
-            if metrics.is_some() || lingered || (stopping && !self.pending.is_empty()) {
-                self.flush(metrics, true);
+            let lingered = self.pending_entries > 0 && now - self.pending_since_ms >= linger_ms;
+            if metrics.is_some() || lingered || (stopping && self.pending_entries > 0) {
+                self.flush(metrics);
             }
             if stopping {
                 break;
@@ -265,11 +267,11 @@ impl Producer {
     fn poll_logs(&mut self) -> usize {
         let mut got = 0;
         if let Some(t) = &mut self.tailer {
-            match t.poll() {
-                Ok(entries) => {
-                    got += entries.len();
-                    for e in entries {
-                        self.push_pending(e);
+            match t.poll_streams() {
+                Ok(streams) => {
+                    for s in streams {
+                        got += s.entries.len();
+                        self.push_pending(s);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "tailer poll failed"),
@@ -278,31 +280,66 @@ impl Producer {
         if let Some(j) = &mut self.journal {
             let entries = j.poll(JOURNAL_POLL_MAX);
             got += entries.len();
-            for e in entries {
-                self.push_pending(e);
+            for (labels, e) in entries {
+                self.push_pending(LogStream {
+                    labels,
+                    entries: vec![e],
+                });
             }
         }
         got
     }
 
-    fn push_pending(&mut self, e: (Labels, LogEntry)) {
-        if self.pending.is_empty() {
+    fn push_pending(&mut self, s: LogStream) {
+        if s.entries.is_empty() {
+            return;
+        }
+        if self.pending_entries == 0 {
             self.pending_since_ms = self.clock.now_ms();
         }
-        self.pending_bytes += e.1.line.len() + 32;
-        self.pending.push(e);
+        self.pending_entries += s.entries.len();
+        self.pending_bytes += s.entries.iter().map(entry_cost).sum::<usize>();
+        match self.pending.back_mut() {
+            Some(last) if last.labels == s.labels => last.entries.extend(s.entries),
+            _ => self.pending.push_back(s),
+        }
     }
 
-    /// How many pending entries fit in one batch.
-    fn pending_bytes_upto_limit(&self) -> usize {
+    /// Takes the pending entries that fit in one batch (at least one), in order.
+    fn take_pending(&mut self) -> Vec<LogStream> {
+        let limit = self.config.shipping.max_batch_bytes;
+        let mut taken = Vec::new();
         let mut bytes = 0;
-        for (i, (_, e)) in self.pending.iter().enumerate() {
-            bytes += e.line.len() + 32;
-            if bytes > self.config.shipping.max_batch_bytes && i > 0 {
-                return i;
+        let mut count = 0;
+        while let Some(first) = self.pending.front_mut() {
+            let mut n = 0;
+            for e in &first.entries {
+                let c = entry_cost(e);
+                if bytes + c > limit && count + n > 0 {
+                    break;
+                }
+                bytes += c;
+                n += 1;
+            }
+            count += n;
+            if n == first.entries.len() {
+                if let Some(s) = self.pending.pop_front() {
+                    taken.push(s);
+                }
+            } else {
+                let head: Vec<LogEntry> = first.entries.drain(..n).collect();
+                if !head.is_empty() {
+                    taken.push(LogStream {
+                        labels: first.labels.clone(),
+                        entries: head,
+                    });
+                }
+                break;
             }
         }
-        self.pending.len()
+        self.pending_entries -= count;
+        self.pending_bytes -= bytes;
+        taken
     }
 
     fn collect_metrics(&mut self) -> Metrics {
@@ -396,18 +433,16 @@ impl Producer {
         }
     }
 
-    /// Queues one batch with `metrics` and as many pending entries as fit. `last` says
-    /// whether this empties `pending`: only then does it carry the new tailer checkpoint.
-    fn flush(&mut self, metrics: Option<Metrics>, last: bool) {
-        let n = self.pending_bytes_upto_limit();
-        let taken: Vec<(Labels, LogEntry)> = self.pending.drain(..n).collect();
-        self.pending_bytes = self.pending.iter().map(|(_, e)| e.line.len() + 32).sum();
-        if !self.pending.is_empty() {
+    /// Queues one batch with `metrics` and as many pending entries as fit. Only a batch
+    /// that empties `pending` carries the new tailer checkpoint.
+    fn flush(&mut self, metrics: Option<Metrics>) {
+        let taken = self.take_pending();
+        if self.pending_entries > 0 {
             self.pending_since_ms = self.clock.now_ms();
         }
         let logs = group_streams(taken);
         let inventory = self.inventory_if_changed();
-        let local = if last || self.pending.is_empty() {
+        let local = if self.pending_entries == 0 {
             let tail = self
                 .tailer
                 .as_ref()
@@ -456,21 +491,24 @@ impl Producer {
     }
 }
 
-fn group_streams(entries: Vec<(Labels, LogEntry)>) -> Option<LogsRecord> {
-    if entries.is_empty() {
+/// What a pending entry counts against `max_batch_bytes`.
+fn entry_cost(e: &LogEntry) -> usize {
+    e.line.len() + 32
+}
+
+/// Merges streams with the same labels (keeping each one's entries in order).
+fn group_streams(taken: Vec<LogStream>) -> Option<LogsRecord> {
+    if taken.is_empty() {
         return None;
     }
     let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut streams: Vec<LogStream> = Vec::new();
-    for (labels, entry) in entries {
-        match index.get(&labels) {
-            Some(&i) => streams[i].entries.push(entry),
+    let mut streams: Vec<LogStream> = Vec::with_capacity(taken.len());
+    for s in taken {
+        match index.get(&s.labels) {
+            Some(&i) => streams[i].entries.extend(s.entries),
             None => {
-                index.insert(labels.clone(), streams.len());
-                streams.push(LogStream {
-                    labels,
-                    entries: vec![entry],
-                });
+                index.insert(s.labels.clone(), streams.len());
+                streams.push(s);
             }
         }
     }
@@ -512,6 +550,51 @@ fn random_u64() -> u64 {
     xxhash_rust::xxh3::xxh3_64(&now.to_le_bytes())
 }
 
+/// One push in flight.
+struct InFlight {
+    seq: u64,
+    len: u64,
+    task: tokio::task::JoinHandle<Outcome>,
+}
+
+/// Sends one batch; `follows` names the batch sent just before it that may still be in flight.
+async fn push_one(
+    client: reqwest::Client,
+    url: Arc<str>,
+    token: Arc<str>,
+    bytes: Vec<u8>,
+    follows: Option<u64>,
+) -> Outcome {
+    let mut req = client
+        .post(&*url)
+        .bearer_auth(&*token)
+        .header("content-type", BATCH_CONTENT_TYPE);
+    if let Some(f) = follows {
+        req = req.header(FOLLOWS_HEADER, f.to_string());
+    }
+    match req.body(bytes).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            classify(status, body.trim())
+        }
+        Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+/// Stops every push still in flight; the next round re-sends from the first unacknowledged
+/// batch (the server acknowledges what it already has as duplicates).
+fn abandon(inflight: &mut VecDeque<InFlight>) {
+    for f in inflight.drain(..) {
+        f.task.abort();
+    }
+}
+
+/// Ships queued batches in order with up to `max_inflight` pushes in flight. The first push
+/// of a round carries no `follows` (everything before it is acknowledged); each later one
+/// names its predecessor, so the server applies them in queue order. Results are taken in
+/// order: an acknowledgement acknowledges the queue up to that batch; a failure abandons the
+/// round and, after a backoff, starts a new one from the first unacknowledged batch.
 async fn ship_loop(
     config: &AgentConfig,
     target: &ShipTarget,
@@ -524,57 +607,77 @@ async fn ship_loop(
         .timeout(Duration::from_millis(s.timeout_ms))
         .build()
         .map_err(|e| Error::Http(e.to_string()))?;
-    let url = format!("{}/api/v1/agent/push", target.server.trim_end_matches('/'));
+    let url: Arc<str> = format!("{}/api/v1/agent/push", target.server.trim_end_matches('/')).into();
+    let token: Arc<str> = target.token.as_str().into();
+    let window = s.max_inflight.max(1);
+    let mut inflight: VecDeque<InFlight> = VecDeque::with_capacity(window);
+    // The last batch sent in this round (0: none yet, start at the first unacknowledged).
+    let mut last_sent = 0u64;
     let mut attempt = 0u32;
     loop {
-        let q = queue.clone();
-        let next =
-            tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(|p| p.into_inner()).peek())
-                .await
-                .map_err(|e| Error::Ship(e.to_string()))??;
-        let Some(batch) = next else {
+        while inflight.len() < window {
+            let q = queue.clone();
+            let after = last_sent;
+            let next = tokio::task::spawn_blocking(move || {
+                q.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .peek_after(after)
+            })
+            .await
+            .map_err(|e| Error::Ship(e.to_string()))??;
+            let Some(batch) = next else { break };
+            let follows = inflight.back().map(|f| f.seq);
+            last_sent = batch.seq;
+            let len = batch.bytes.len() as u64;
+            let task = tokio::spawn(push_one(
+                client.clone(),
+                url.clone(),
+                token.clone(),
+                batch.bytes,
+                follows,
+            ));
+            inflight.push_back(InFlight {
+                seq: batch.seq,
+                len,
+                task,
+            });
+        }
+        let Some(front) = inflight.pop_front() else {
             // Woken by the producer, or a periodic look in case a wake-up was missed.
             let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
             continue;
         };
-        let len = batch.bytes.len() as u64;
-        let sent = client
-            .post(&url)
-            .bearer_auth(&target.token)
-            .header("content-type", BATCH_CONTENT_TYPE)
-            .body(batch.bytes)
-            .send()
-            .await;
-        let outcome = match sent {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let body = resp.text().await.unwrap_or_default();
-                classify(status, body.trim())
-            }
-            Err(e) => Outcome::Retry(e.to_string()),
-        };
+        let outcome = front
+            .task
+            .await
+            .unwrap_or_else(|e| Outcome::Retry(format!("push task failed: {e}")));
         match outcome {
             Outcome::Acked => {
                 stats.sent_batches.fetch_add(1, Ordering::Relaxed);
-                stats.sent_bytes.fetch_add(len, Ordering::Relaxed);
+                stats.sent_bytes.fetch_add(front.len, Ordering::Relaxed);
                 attempt = 0;
             }
             Outcome::Rejected(why) => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(seq = batch.seq, reason = %why, "the server refused a batch as malformed; dropping it");
+                tracing::error!(seq = front.seq, reason = %why, "the server refused a batch as malformed; dropping it");
                 attempt = 0;
+                // The pushes behind it follow a batch the server never applies.
+                abandon(&mut inflight);
+                last_sent = 0;
             }
             Outcome::Retry(why) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 let delay = backoff_ms(attempt, s.backoff_min_ms, s.backoff_max_ms, random_u64());
-                tracing::warn!(seq = batch.seq, error = %why, retry_in_ms = delay, "push failed");
+                tracing::warn!(seq = front.seq, error = %why, retry_in_ms = delay, "push failed");
                 attempt = attempt.saturating_add(1);
+                abandon(&mut inflight);
+                last_sent = 0;
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 continue;
             }
         }
         let q = queue.clone();
-        let seq = batch.seq;
+        let seq = front.seq;
         tokio::task::spawn_blocking(move || q.lock().unwrap_or_else(|p| p.into_inner()).ack(seq))
             .await
             .map_err(|e| Error::Ship(e.to_string()))??;
@@ -621,12 +724,11 @@ mod tests {
     fn entries_group_into_streams_in_order() {
         let a = Labels::from_pairs([("f", "a")]).unwrap();
         let b = Labels::from_pairs([("f", "b")]).unwrap();
-        let rec = group_streams(vec![
-            (a.clone(), LogEntry::new(1, "1")),
-            (b.clone(), LogEntry::new(2, "2")),
-            (a.clone(), LogEntry::new(3, "3")),
-        ])
-        .unwrap();
+        let one = |labels: &Labels, ts: i64| LogStream {
+            labels: labels.clone(),
+            entries: vec![LogEntry::new(ts, ts.to_string())],
+        };
+        let rec = group_streams(vec![one(&a, 1), one(&b, 2), one(&a, 3)]).unwrap();
         assert_eq!(rec.streams.len(), 2);
         assert_eq!(rec.streams[0].labels, a);
         assert_eq!(rec.streams[0].entries.len(), 2);

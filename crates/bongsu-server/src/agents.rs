@@ -26,7 +26,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use bongsu_agent::{decode_batch, BatchLimits, DecodedBatch, PART_LOGS, PART_METRICS};
+use bongsu_agent::{
+    decode_batch, BatchLimits, DecodedBatch, FOLLOWS_HEADER, PART_LOGS, PART_METRICS,
+};
 use bongsu_state::{format_rfc3339_ms, hash_token, AgentInfo, AgentReport, Scope, ShipMark};
 use bongsu_stream::{FetchOptions, Record, Stream};
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,8 @@ const KEY_TAG: u8 = b'A';
 const KEY_LEN: usize = 26;
 /// The topics agent batches go to.
 const TOPICS: [&str; 2] = [METRICS_TOPIC, LOGS_TOPIC];
+/// How long a pipelined push waits for the batch it follows before answering 503.
+pub(crate) const FOLLOWS_WAIT: Duration = Duration::from_secs(5);
 
 /// The record key: tag, agent id, epoch, seq (little-endian) and the part bit.
 fn record_key(agent: i64, epoch: u64, seq: u64, part: u8) -> Vec<u8> {
@@ -106,6 +110,51 @@ fn raise(mark: &mut ShipMark, epoch: u64, seq: u64, part: u8) {
     }
 }
 
+/// One agent's push serialization: appends and mark updates take `apply`, stored-mark writes
+/// take `store` (so they are stored in order), `done` is the last batch fully applied (every
+/// part it carried is in the stream) and `changed` wakes pushes waiting for it.
+#[derive(Debug, Default)]
+struct AgentSlot {
+    apply: tokio::sync::Mutex<()>,
+    store: tokio::sync::Mutex<()>,
+    done: Mutex<Option<(u64, u64)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl AgentSlot {
+    /// Whether the batch `follows` of `epoch` is fully applied.
+    fn has_done(&self, epoch: u64, follows: u64) -> bool {
+        matches!(*self.done.lock().unwrap_or_else(|p| p.into_inner()), Some((e, s)) if e == epoch && s >= follows)
+    }
+
+    fn set_done(&self, epoch: u64, seq: u64) {
+        {
+            let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            match *d {
+                Some((e, s)) if e == epoch && s >= seq => {}
+                _ => *d = Some((epoch, seq)),
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until the batch `follows` of `epoch` is fully applied; false after `limit`.
+    async fn wait_done(&self, epoch: u64, follows: u64, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.has_done(epoch, follows) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.has_done(epoch, follows);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct CachedAgent {
     id: i64,
@@ -116,7 +165,7 @@ struct CachedAgent {
 #[derive(Debug)]
 pub(crate) struct Agents {
     marks: Mutex<HashMap<i64, ShipMark>>,
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    slots: Mutex<HashMap<i64, Arc<AgentSlot>>>,
     gate: tokio::sync::RwLock<()>,
     recovered: std::sync::atomic::AtomicBool,
     tokens: Mutex<HashMap<[u8; 32], CachedAgent>>,
@@ -131,7 +180,7 @@ impl Agents {
     pub(crate) fn new(max_inflight: usize) -> Agents {
         Agents {
             marks: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             gate: tokio::sync::RwLock::new(()),
             recovered: std::sync::atomic::AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
@@ -165,8 +214,8 @@ impl Agents {
             .insert(agent, mark);
     }
 
-    fn agent_lock(&self, agent: i64) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
+    fn slot(&self, agent: i64) -> Arc<AgentSlot> {
+        self.slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(agent)
@@ -263,6 +312,23 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<i64, ApiE
     }
 }
 
+/// The `bongsu-follows` header: the sequence number of the batch this one follows.
+fn follows_header(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(FOLLOWS_HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadData,
+                format!("the {FOLLOWS_HEADER} header must be a decimal sequence number"),
+            )
+        })
+}
+
 /// The answer to an accepted push.
 #[derive(Debug, Serialize)]
 struct PushAck {
@@ -308,6 +374,7 @@ async fn push_inner(state: &AppState, req: Request) -> Result<PushAck, Failed> {
             };
             ("rejected", ApiError::new(ErrorCode::TooManyRequests, msg))
         })?;
+    let follows = follows_header(req.headers()).map_err(|e| ("malformed", e))?;
     let limits = state.config().ingest.limits();
     let body = to_bytes(req.into_body(), limits.max_body_bytes)
         .await
@@ -356,13 +423,31 @@ async fn push_inner(state: &AppState, req: Request) -> Result<PushAck, Failed> {
             ),
         ));
     };
+    let slot = agents.slot(agent);
+    let is_duplicate = |mark: ShipMark| {
+        let todo = parts_to_append(mark, batch.epoch, batch.seq, batch.parts());
+        todo == 0 && mark.epoch == batch.epoch && batch.seq <= mark.seq
+    };
+    // A pipelined push is applied only after the batch it follows, so batches reach the
+    // stream in the agent's order however their requests race (a duplicate needs no wait).
+    if let Some(f) = follows {
+        if !is_duplicate(agents.mark(agent)) && !slot.wait_done(batch.epoch, f, FOLLOWS_WAIT).await
+        {
+            return Err((
+                "failed",
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("batch {} follows batch {f}, which has not been applied: retry from the first unacknowledged batch", batch.seq),
+                ),
+            ));
+        }
+    }
     let _gate = agents.gate.read().await;
-    let lock = agents.agent_lock(agent);
-    let _agent_guard = lock.lock().await;
+    let apply_guard = slot.apply.lock().await;
     let mark = agents.mark(agent);
     let todo = parts_to_append(mark, batch.epoch, batch.seq, batch.parts());
-    let duplicate = todo == 0 && mark.epoch == batch.epoch && batch.seq <= mark.seq;
-    if duplicate {
+    if is_duplicate(mark) {
+        slot.set_done(batch.epoch, batch.seq);
         return Ok(PushAck {
             seq: batch.seq,
             duplicate: true,
@@ -422,16 +507,23 @@ async fn push_inner(state: &AppState, req: Request) -> Result<PushAck, Failed> {
         }
     }
     agents.set_mark(agent, new_mark);
+    slot.set_done(epoch, seq);
+    // The next batch may be appended while this one's mark is stored; stored marks are
+    // written in apply order, each the newest in-memory mark.
+    let store_guard = slot.store.lock().await;
+    drop(apply_guard);
+    let stored_mark = agents.mark(agent);
     let report = AgentReport {
         host: heartbeat.as_ref().map(|h| h.host.clone()),
         version: heartbeat.as_ref().map(|h| h.version.clone()),
         inventory,
     };
     let store = state.store().clone();
-    tokio::task::spawn_blocking(move || store.record_agent_push(agent, new_mark, &report, now))
+    tokio::task::spawn_blocking(move || store.record_agent_push(agent, stored_mark, &report, now))
         .await
         .map_err(|e| ("failed", ApiError::internal(&e)))?
         .map_err(|e| ("failed", ApiError::internal(&e)))?;
+    drop(store_guard);
     Ok(PushAck {
         seq,
         duplicate: false,

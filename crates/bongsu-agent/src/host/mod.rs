@@ -6,6 +6,7 @@ mod diskstats;
 mod filesystem;
 mod hwmon;
 mod netdev;
+mod timex;
 
 use regex::Regex;
 
@@ -28,6 +29,7 @@ pub const HOST_COLLECTORS: &[&str] = &[
     "pressure",
     "stat",
     "time",
+    "timex",
     "uname",
 ];
 
@@ -123,6 +125,7 @@ impl HostCollector {
                 basic::collect_time(out);
                 Ok(())
             }
+            "timex" => timex::collect(out),
             "uname" => basic::collect_uname(out),
             "filesystem" => filesystem::collect(
                 p,

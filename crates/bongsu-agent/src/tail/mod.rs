@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bongsu_model::{Labels, LogEntry};
+use bongsu_model::{Labels, LogEntry, LogStream};
 use regex::Regex;
 
 use crate::clock::Clock;
@@ -30,7 +30,7 @@ use glob::Glob;
 /// How long a file that left the globs (rotated away or deleted) keeps being read after
 /// its last new data, for writers that have not reopened yet.
 const ROTATE_WAIT_NS: i64 = 5_000_000_000;
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 struct Source {
     globs: Vec<Glob>,
@@ -316,6 +316,19 @@ impl Tailer {
     /// One round: finds files, handles rotation, reads new complete lines, and flushes
     /// multi-line events whose timeout passed. Returns the entries in file order.
     pub fn poll(&mut self) -> Result<Vec<(Labels, LogEntry)>> {
+        Ok(self
+            .poll_streams()?
+            .into_iter()
+            .flat_map(|s| {
+                let labels = s.labels;
+                s.entries.into_iter().map(move |e| (labels.clone(), e))
+            })
+            .collect())
+    }
+
+    /// [`Tailer::poll`] with consecutive entries of one file grouped into one stream (the
+    /// shipper's form: no label set per line).
+    pub fn poll_streams(&mut self) -> Result<Vec<LogStream>> {
         let now = self.clock.now_ns();
         let mut out = Vec::new();
         let scanned = self.scan();
@@ -486,7 +499,7 @@ impl Tailer {
         t: &mut Tracked,
         followed: &HashSet<(u64, u64)>,
         now: i64,
-        out: &mut Vec<(Labels, LogEntry)>,
+        out: &mut Vec<LogStream>,
     ) {
         self.stats.rotations += 1;
         if let Some(copy) = self.find_copy(t, followed) {
@@ -607,30 +620,40 @@ impl Tailer {
         file: &File,
         now: i64,
         final_read: bool,
-        out: &mut Vec<(Labels, LogEntry)>,
+        out: &mut Vec<LogStream>,
     ) -> std::io::Result<u64> {
         let max_line = self.sources[t.source].max_line_bytes;
         let mut budget = self.config.max_read_bytes_per_poll.max(1);
-        let mut buf = vec![0u8; READ_CHUNK.min(budget)];
-        let mut carry: Vec<u8> = Vec::new();
+        let chunk = READ_CHUNK.min(budget);
+        // Read straight after the unfinished line kept from the previous read; lines are
+        // split in place (memchr) and handed on as slices, one copy per line into its entry.
+        let mut carry: Vec<u8> = Vec::with_capacity(chunk);
         let start_offset = t.offset;
         let mut eof = false;
         while budget > 0 {
-            let want = buf.len().min(budget);
-            let n = file.read_at(&mut buf[..want], t.offset + carry.len() as u64)?;
+            let want = chunk.min(budget);
+            let have = carry.len();
+            carry.resize(have + want, 0);
+            let n = match file.read_at(&mut carry[have..], t.offset + have as u64) {
+                Ok(n) => n,
+                Err(e) => {
+                    carry.truncate(have);
+                    return Err(e);
+                }
+            };
+            carry.truncate(have + n);
             if n == 0 {
                 eof = true;
                 break;
             }
             budget -= n;
-            carry.extend_from_slice(&buf[..n]);
             let mut consumed = 0;
-            while let Some(i) = carry[consumed..].iter().position(|b| *b == b'\n') {
-                let end = consumed + i;
+            // Only the new bytes can hold a newline the previous read did not see.
+            for i in memchr::memchr_iter(b'\n', &carry[have..]) {
+                let end = have + i;
                 let line_start = t.offset + consumed as u64;
                 let line_end = t.offset + end as u64 + 1;
-                let bytes = carry[consumed..end].to_vec();
-                self.take_line(t, &bytes, line_start, line_end, now, out);
+                self.take_line(t, &carry[consumed..end], line_start, line_end, now, out);
                 consumed = end + 1;
             }
             carry.drain(..consumed);
@@ -662,7 +685,7 @@ impl Tailer {
         start: u64,
         end: u64,
         now: i64,
-        out: &mut Vec<(Labels, LogEntry)>,
+        out: &mut Vec<LogStream>,
     ) {
         self.stats.bytes += end - start;
         if t.discarding {
@@ -676,14 +699,18 @@ impl Tailer {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let src = &self.sources[t.source];
         let max = src.max_line_bytes;
-        let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+        let head = &bytes[..bytes.len().min(max)];
+        let mut text = match std::str::from_utf8(head) {
+            Ok(valid) => valid.to_owned(),
+            Err(_) => String::from_utf8_lossy(head).into_owned(),
+        };
         cut(&mut text, max);
         if bytes.len() > max {
             self.stats.truncated_lines += 1;
         }
         self.stats.lines += 1;
         let Some(re) = &src.start else {
-            out.push((t.labels.clone(), LogEntry::new(now, text)));
+            push_entry(out, &t.labels, LogEntry::new(now, text));
             t.committed = end;
             return;
         };
@@ -718,10 +745,21 @@ impl Tailer {
         }
     }
 
-    fn flush_pending(&mut self, t: &mut Tracked, out: &mut Vec<(Labels, LogEntry)>) {
+    fn flush_pending(&mut self, t: &mut Tracked, out: &mut Vec<LogStream>) {
         if let Some(p) = t.pending.take() {
-            out.push((t.labels.clone(), LogEntry::new(p.first_ns, p.text)));
+            push_entry(out, &t.labels, LogEntry::new(p.first_ns, p.text));
             t.committed = t.offset;
         }
+    }
+}
+
+/// Appends `entry` to the last stream when it has `labels`, else starts a stream.
+fn push_entry(out: &mut Vec<LogStream>, labels: &Labels, entry: LogEntry) {
+    match out.last_mut() {
+        Some(s) if s.labels == *labels => s.entries.push(entry),
+        _ => out.push(LogStream {
+            labels: labels.clone(),
+            entries: vec![entry],
+        }),
     }
 }

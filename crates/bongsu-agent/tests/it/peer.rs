@@ -182,6 +182,14 @@ fn same_names_labels_help_and_types_as_node_exporter() {
         "node_memory_MemTotal_bytes",
         "node_load1",
         "node_filesystem_size_bytes",
+        "node_timex_offset_seconds",
+        "node_timex_sync_status",
+        "node_timex_frequency_adjustment_ratio",
+        "node_timex_maxerror_seconds",
+        "node_timex_estimated_error_seconds",
+        "node_timex_status",
+        "node_timex_tick_seconds",
+        "node_timex_pps_jitter_total",
     ] {
         assert!(o.names_both.contains(must), "{must} not in both");
     }

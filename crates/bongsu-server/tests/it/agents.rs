@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use bongsu_agent::{Batch, Heartbeat, BATCH_CONTENT_TYPE, PART_METRICS};
+use bongsu_agent::{Batch, Heartbeat, BATCH_CONTENT_TYPE, FOLLOWS_HEADER, PART_METRICS};
 use bongsu_model::{Labels, LogEntry, LogStream, LogsRecord, MetricsRecord, Sample, Series};
 use bongsu_server::{recover_agents, router, AppState, Config, ManualClock, BUILTIN_TOPICS};
 use bongsu_state::StateStore;
@@ -76,13 +76,20 @@ fn batch(epoch: u64, seq: u64, line: &str) -> Vec<u8> {
 }
 
 async fn push(app: &Router, token: &str, body: Vec<u8>) -> Answer {
-    let req = Request::builder()
+    push_following(app, token, body, None).await
+}
+
+/// A push that names the batch it follows (a pipelined agent's second and later pushes).
+async fn push_following(app: &Router, token: &str, body: Vec<u8>, follows: Option<u64>) -> Answer {
+    let mut req = Request::builder()
         .method("POST")
         .uri("/api/v1/agent/push")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
-        .body(Body::from(body))
-        .unwrap();
+        .header(header::CONTENT_TYPE, BATCH_CONTENT_TYPE);
+    if let Some(f) = follows {
+        req = req.header(FOLLOWS_HEADER, f.to_string());
+    }
+    let req = req.body(Body::from(body)).unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -266,4 +273,99 @@ async fn a_mark_lost_in_a_crash_is_recovered_from_the_stream() {
     assert_eq!(again.json()["data"]["duplicate"], true);
     assert_eq!(records(&stream, "logs").await.len(), 2);
     assert_eq!(records(&stream, "metrics").await.len(), 2);
+}
+
+/// Enrolls one agent on a recovered receiver; returns the app, the stream and its token.
+async fn enrolled(name: &str) -> (Router, Arc<MemoryStream>, String) {
+    let f = fixture();
+    let stream = stream_with_topics().await;
+    assert!(f.state.attach_stream(stream.clone()));
+    let app = router(f.state.clone());
+    recover_agents(&f.state).await.unwrap();
+    let enrolled = call(
+        &app,
+        "POST",
+        "/api/v1/agents",
+        Some(&f.admin),
+        Some(&format!(r#"{{"name":"{name}"}}"#)),
+    )
+    .await;
+    assert_eq!(enrolled.status, StatusCode::CREATED, "{}", enrolled.body);
+    let token = enrolled.json()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (app, stream, token)
+}
+
+/// The log lines of the `logs` topic in stream order.
+async fn logged_lines(stream: &MemoryStream) -> Vec<String> {
+    records(stream, "logs")
+        .await
+        .iter()
+        .flat_map(|(_, v)| LogsRecord::decode(v).unwrap().streams)
+        .flat_map(|s| s.entries.into_iter().map(|e| e.line))
+        .collect()
+}
+
+/// Two pushes in flight arrive in the wrong order: the second waits for the first and both
+/// reach the stream in queue order, once each; re-sending both after a lost answer appends
+/// nothing.
+#[tokio::test]
+async fn pipelined_pushes_arriving_out_of_order_apply_in_queue_order() {
+    let (app, stream, token) = enrolled("pipe").await;
+    let mut second = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move { push_following(&app, &token, batch(9, 2, "two"), Some(1)).await })
+    };
+    // Alone, the follower is not applied (it waits for batch 1, up to 5 s).
+    let alone = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(alone.is_err(), "the follower must wait for batch 1");
+    assert!(logged_lines(&stream).await.is_empty());
+    let first = push(&app, &token, batch(9, 1, "one")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let second = second.await.unwrap();
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.json()["data"]["duplicate"], false);
+    assert_eq!(logged_lines(&stream).await, ["one", "two"]);
+
+    // Both answers lost: the agent starts over from batch 1 (no follows), then 2 follows 1.
+    let again = push(&app, &token, batch(9, 1, "one")).await;
+    assert_eq!(again.json()["data"]["duplicate"], true);
+    let again = push_following(&app, &token, batch(9, 2, "two"), Some(1)).await;
+    assert_eq!(again.json()["data"]["duplicate"], true);
+    // A follower of an applied batch is applied at once.
+    let third = push_following(&app, &token, batch(9, 5, "three"), Some(2)).await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.body);
+    assert_eq!(logged_lines(&stream).await, ["one", "two", "three"]);
+    assert_eq!(records(&stream, "metrics").await.len(), 3);
+
+    // A garbled follows header is refused as malformed.
+    push_following(&app, &token, batch(9, 6, "x"), None).await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/agent/push")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+        .header(FOLLOWS_HEADER, "six")
+        .body(Body::from(batch(9, 7, "y")))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(logged_lines(&stream).await, ["one", "two", "three", "x"]);
+}
+
+/// The batch a push follows never arrives (its push failed, or the server restarted): after
+/// a bounded wait the follower is answered 503 with nothing appended, and the agent's restart
+/// from its first unacknowledged batch (no follows) goes through.
+#[tokio::test(start_paused = true)]
+async fn a_follower_whose_predecessor_never_arrives_is_refused_for_retry() {
+    let (app, stream, token) = enrolled("lost").await;
+    push_following(&app, &token, batch(3, 8, "eight"), Some(7))
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(logged_lines(&stream).await.is_empty());
+    let a = push(&app, &token, batch(3, 8, "eight")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(logged_lines(&stream).await, ["eight"]);
 }
