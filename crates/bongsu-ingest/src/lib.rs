@@ -31,4 +31,7 @@ pub use remote_write::{
     classify_remote_write, decode_remote_write, decode_write_request, RemoteWrite,
     RemoteWriteVersion, PROTO_V1, PROTO_V2,
 };
-pub use syslog::{facility_name, parse_syslog, severity_name, syslog_batch, SyslogRecord};
+pub use syslog::{
+    facility_name, parse_syslog, parse_syslog_message, severity_name, syslog_batch, SyslogMessage,
+    SyslogRecord, SyslogStream,
+};
