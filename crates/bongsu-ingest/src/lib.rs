@@ -37,4 +37,7 @@ pub use remote_write::{
 pub use remote_write_view::{
     decode_write_request_view, decompress_remote_write, WriteRequestView, WriteSeries,
 };
-pub use syslog::{facility_name, parse_syslog, severity_name, syslog_batch, SyslogRecord};
+pub use syslog::{
+    facility_name, parse_syslog, parse_syslog_message, severity_name, syslog_batch, SyslogMessage,
+    SyslogRecord, SyslogStream,
+};

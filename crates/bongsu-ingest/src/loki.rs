@@ -175,15 +175,17 @@ pub fn decode_loki_json(raw: &[u8], limits: &Limits) -> Result<LogsRecord> {
         let labels = stream_labels(pairs, limits, i)?;
         let mut entries = Vec::with_capacity(s.values.len());
         for v in s.values {
-            let ts: i64 = v.ts.parse().map_err(|_| {
-                Error::malformed(
-                    "Loki push JSON",
-                    format!(
-                        "timestamp {:?} in stream {i} is not integer nanoseconds in a string",
-                        v.ts
-                    ),
-                )
-            })?;
+            let ts = match v.ts {
+                JsonTs::Ns(ns) => ns,
+                JsonTs::Invalid(ts) => {
+                    return Err(Error::malformed(
+                        "Loki push JSON",
+                        format!(
+                            "timestamp {ts:?} in stream {i} is not integer nanoseconds in a string"
+                        ),
+                    ))
+                }
+            };
             entries.push(entry(ts, v.line, v.metadata, limits, i)?);
         }
         streams.push(LogStream { labels, entries });
@@ -419,8 +421,36 @@ struct JsonStream {
     values: Vec<JsonEntry>,
 }
 
+/// A JSON entry's timestamp: parsed from the string while decoding (no allocation), or the
+/// string itself when it is not an integer, for the error message.
+enum JsonTs {
+    Ns(i64),
+    Invalid(String),
+}
+
+impl<'de> Deserialize<'de> for JsonTs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = JsonTs;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string of integer nanoseconds")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<JsonTs, E> {
+                Ok(match v.parse() {
+                    Ok(ns) => JsonTs::Ns(ns),
+                    Err(_) => JsonTs::Invalid(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 struct JsonEntry {
-    ts: String,
+    ts: JsonTs,
     line: String,
     metadata: Vec<Label>,
 }
@@ -439,7 +469,7 @@ impl<'de> Deserialize<'de> for JsonEntry {
                 self,
                 mut seq: A,
             ) -> std::result::Result<JsonEntry, A::Error> {
-                let ts: String = seq
+                let ts: JsonTs = seq
                     .next_element()?
                     .ok_or_else(|| de::Error::invalid_length(0, &self))?;
                 let line: String = seq

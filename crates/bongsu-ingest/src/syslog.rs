@@ -1,5 +1,6 @@
 //! Syslog messages: RFC 5424 and RFC 3164 (BSD), parsed tolerantly.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -116,14 +117,85 @@ pub fn severity_name(severity: u8) -> Option<&'static str> {
 }
 
 #[derive(Default)]
-struct Parsed {
+struct Parsed<'a> {
     facility: Option<u8>,
     severity: Option<u8>,
     timestamp_ns: Option<i64>,
-    host: Option<String>,
-    app: Option<String>,
+    host: Option<Cow<'a, str>>,
+    app: Option<Cow<'a, str>>,
     metadata: Vec<Label>,
     error: Option<&'static str>,
+}
+
+/// The stream of a syslog message, before it becomes a label set: what its labels are made
+/// of, borrowing host and app from the message. Cheap to hash and compare, so receivers group
+/// messages by it and build each distinct stream's [`Labels`] once
+/// ([`SyslogStream::labels`]) instead of once per message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SyslogStream<'a> {
+    facility: Option<u8>,
+    severity: Option<u8>,
+    error: Option<&'static str>,
+    host: Option<Cow<'a, str>>,
+    app: Option<Cow<'a, str>>,
+}
+
+impl SyslogStream<'_> {
+    /// Calls `f` with each label's name and value, in name order (the order of [`Labels`]).
+    pub fn for_each_label(&self, mut f: impl FnMut(&str, &str)) {
+        if let Some(a) = &self.app {
+            f("app", a);
+        }
+        if let Some(fac) = self.facility {
+            f("facility", facility_name(fac).unwrap_or("unknown"));
+        }
+        if let Some(h) = &self.host {
+            f("host", h);
+        }
+        if let Some(sev) = self.severity {
+            f("level", level(sev));
+            f("severity", severity_name(sev).unwrap_or("unknown"));
+        }
+        f("source", "syslog");
+        if let Some(e) = self.error {
+            f("syslog_parse_error", e);
+            f("unparsed", "true");
+        }
+    }
+
+    /// The stream's label set: `source="syslog"` plus `host`, `app`, `facility`, `severity`,
+    /// `level` when known; `unparsed="true"` and `syslog_parse_error` for a message that did
+    /// not parse.
+    pub fn labels(&self) -> Labels {
+        let mut labels = Vec::with_capacity(6);
+        self.for_each_label(|n, v| labels.push(Label::new(n, v)));
+        // Names are fixed and distinct; values are bounded by the parser.
+        Labels::new(labels).unwrap_or_default()
+    }
+
+    /// Whether the message did not parse (its labels hold `unparsed="true"`).
+    pub fn is_unparsed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The same stream owning its host and app.
+    pub fn into_owned(self) -> SyslogStream<'static> {
+        SyslogStream {
+            facility: self.facility,
+            severity: self.severity,
+            error: self.error,
+            host: self.host.map(|h| Cow::Owned(h.into_owned())),
+            app: self.app.map(|a| Cow::Owned(a.into_owned())),
+        }
+    }
+}
+
+/// One syslog message as its stream (borrowing from the message bytes) and its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogMessage<'a> {
+    pub stream: SyslogStream<'a>,
+    /// As in [`SyslogRecord::entry`].
+    pub entry: LogEntry,
 }
 
 /// Parses one syslog message (one frame or UDP datagram). Never fails: a message that does
@@ -131,6 +203,17 @@ struct Parsed {
 /// without a timestamp and supplies the year of RFC 3164 timestamps (taken as UTC).
 /// Lines longer than `limits.max_line_bytes` are cut at a character boundary.
 pub fn parse_syslog(msg: &[u8], now_ns: i64, limits: &Limits) -> SyslogRecord {
+    let m = parse_syslog_message(msg, now_ns, limits);
+    SyslogRecord {
+        labels: m.stream.labels(),
+        entry: m.entry,
+    }
+}
+
+/// [`parse_syslog`] without building the label set: the stream borrows host and app from
+/// `msg`. Receivers group messages by [`SyslogMessage::stream`] and build each distinct
+/// stream's labels once.
+pub fn parse_syslog_message<'a>(msg: &'a [u8], now_ns: i64, limits: &Limits) -> SyslogMessage<'a> {
     let mut msg = msg;
     while let Some((&last, rest)) = msg.split_last() {
         if last == b'\n' || last == b'\r' || last == 0 {
@@ -159,44 +242,20 @@ pub fn parse_syslog(msg: &[u8], now_ns: i64, limits: &Limits) -> SyslogRecord {
         }
     }
     let line = message_line(msg, bom_at, limits.max_line_bytes);
-    let mut labels = Vec::with_capacity(6);
-    labels.push(Label::new("source", "syslog"));
-    if let Some(f) = p.facility {
-        labels.push(Label::new(
-            "facility",
-            facility_name(f).unwrap_or("unknown"),
-        ));
-    }
-    if let Some(s) = p.severity {
-        labels.push(Label::new(
-            "severity",
-            severity_name(s).unwrap_or("unknown"),
-        ));
-        labels.push(Label::new("level", level(s)));
-    }
-    if let Some(e) = p.error {
-        labels.push(Label::new("unparsed", "true"));
-        labels.push(Label::new("syslog_parse_error", e));
-    } else {
-        if let Some(h) = p.host.filter(|h| valid_label_value(h, limits)) {
-            labels.push(Label::new("host", h));
-        }
-        if let Some(a) = p.app.filter(|a| valid_label_value(a, limits)) {
-            labels.push(Label::new("app", a));
-        }
-    }
-    // Names are fixed and distinct; values are bounded above.
-    let labels = Labels::new(labels).unwrap_or_default();
-    SyslogRecord {
-        labels,
+    let parsed = p.error.is_none();
+    let stream = SyslogStream {
+        facility: p.facility,
+        severity: p.severity,
+        error: p.error,
+        host: p.host.filter(|h| parsed && valid_label_value(h, limits)),
+        app: p.app.filter(|a| parsed && valid_label_value(a, limits)),
+    };
+    SyslogMessage {
+        stream,
         entry: LogEntry {
             timestamp_ns: p.timestamp_ns.unwrap_or(now_ns),
             line,
-            structured_metadata: if p.error.is_some() {
-                Vec::new()
-            } else {
-                p.metadata
-            },
+            structured_metadata: if parsed { p.metadata } else { Vec::new() },
         },
     }
 }
@@ -272,15 +331,19 @@ fn next_field<'a>(s: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 fn nil_or_string(field: &[u8]) -> Option<String> {
+    nil_or_str(field).map(Cow::into_owned)
+}
+
+fn nil_or_str(field: &[u8]) -> Option<Cow<'_, str>> {
     if field == b"-" || field.is_empty() {
         None
     } else {
-        Some(String::from_utf8_lossy(field).into_owned())
+        Some(String::from_utf8_lossy(field))
     }
 }
 
 /// RFC 5424 after `<PRI>1 `. Returns the offset (in `s`) of a BOM starting MSG, if any.
-fn parse_5424(s: &[u8], p: &mut Parsed) -> Result<Option<usize>, &'static str> {
+fn parse_5424<'a>(s: &'a [u8], p: &mut Parsed<'a>) -> Result<Option<usize>, &'static str> {
     let start_len = s.len();
     let mut rest = s;
     let ts = next_field(&mut rest).ok_or("missing timestamp")?;
@@ -297,8 +360,8 @@ fn parse_5424(s: &[u8], p: &mut Parsed) -> Result<Option<usize>, &'static str> {
             return Err("invalid header field");
         }
     }
-    p.host = nil_or_string(host);
-    p.app = nil_or_string(app);
+    p.host = nil_or_str(host);
+    p.app = nil_or_str(app);
     if let Some(v) = nil_or_string(procid) {
         p.metadata.push(Label::new("procid", v));
     }
@@ -386,7 +449,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// RFC 3164 after `<PRI>`: `Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`, tolerating a missing
 /// hostname, an RFC 3339 timestamp in place of the BSD one, and no timestamp at all.
-fn parse_3164(s: &[u8], now_ns: i64, p: &mut Parsed) {
+fn parse_3164<'a>(s: &'a [u8], now_ns: i64, p: &mut Parsed<'a>) {
     let mut rest = s;
     if let Some(ts) = parse_bsd_timestamp(rest, now_ns) {
         p.timestamp_ns = Some(ts);
@@ -410,7 +473,7 @@ fn parse_3164(s: &[u8], now_ns: i64, p: &mut Parsed) {
     };
     let looks_like_tag = first.ends_with(b":") || first.contains(&b'[');
     if !looks_like_tag {
-        p.host = nil_or_string(first);
+        p.host = nil_or_str(first);
         rest = probe;
     }
     // TAG: up to '[', ':' or ' '.
@@ -439,7 +502,7 @@ fn parse_3164(s: &[u8], now_ns: i64, p: &mut Parsed) {
         // Without the colon this is not a tag; leave the line as message only.
         return;
     }
-    p.app = nil_or_string(tag);
+    p.app = nil_or_str(tag);
     if let Some(pid) = pid.and_then(nil_or_string) {
         p.metadata.push(Label::new("procid", pid));
     }
@@ -604,6 +667,43 @@ mod tests {
 
     fn parse(s: &str) -> SyslogRecord {
         parse_syslog(s.as_bytes(), NOW, &Limits::default())
+    }
+
+    #[test]
+    fn streams_are_equal_exactly_when_their_labels_are() {
+        let msgs = [
+            "<165>1 2003-10-11T22:14:15.003Z web-01 sshd 12 - - a",
+            "<165>1 2003-10-11T22:14:16.003Z web-01 sshd 13 ID - b",
+            "<165>1 2003-10-11T22:14:15.003Z web-02 sshd 12 - - a",
+            "<166>1 2003-10-11T22:14:15.003Z web-01 sshd 12 - - a",
+            "<165>Oct 11 22:14:15 web-01 sshd[12]: a",
+            "<165>Oct 11 22:14:15 web-01 cron: a",
+            "no pri at all",
+            "<999> bad pri",
+            "<13>1 garbage",
+        ];
+        let parsed: Vec<SyslogMessage<'_>> = msgs
+            .iter()
+            .map(|m| parse_syslog_message(m.as_bytes(), NOW, &Limits::default()))
+            .collect();
+        for a in &parsed {
+            let mut names = Vec::new();
+            a.stream.for_each_label(|n, _| names.push(n.to_owned()));
+            let labels = a.stream.labels();
+            let sorted: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
+            assert_eq!(names, sorted, "for_each_label goes in label order");
+            assert_eq!(a.stream.is_unparsed(), labels.get("unparsed").is_some());
+            assert_eq!(a.stream.clone().into_owned(), a.stream);
+            for b in &parsed {
+                assert_eq!(a.stream == b.stream, labels == b.stream.labels());
+            }
+        }
+        assert_eq!(parsed[0].stream, parsed[1].stream);
+        assert_eq!(parsed[4].stream, parsed[0].stream);
+        assert_eq!(
+            parsed[0].stream.labels().to_string(),
+            r#"{app="sshd", facility="local4", host="web-01", level="info", severity="notice", source="syslog"}"#
+        );
     }
 
     #[test]
