@@ -2,7 +2,8 @@
 
 use bongsu_ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use bongsu_ingest::{
-    decode_remote_write, parse_exposition, parse_syslog, ExpositionFormat, Limits, SyslogFramer,
+    decode_remote_write, decode_write_request_view, decompress_remote_write, parse_exposition,
+    parse_syslog, ExpositionFormat, Limits, MetricsRecordView, MetricsRecordWriter, SyslogFramer,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
@@ -57,6 +58,40 @@ fn bench_remote_write(c: &mut Criterion) {
     g.throughput(Throughput::Elements(2000));
     g.bench_function("decode_2000_samples", |b| {
         b.iter(|| decode_remote_write(black_box(&body), &limits).expect("decodes"))
+    });
+    // The receiver's path: decoded in place, then written as a metrics record.
+    g.bench_function("decode_view_and_encode_2000_samples", |b| {
+        b.iter(|| {
+            let raw = decompress_remote_write(black_box(&body), &limits).expect("snappy");
+            let view = decode_write_request_view(&raw, &limits).expect("decodes");
+            let mut w = MetricsRecordWriter::new();
+            for s in view.series() {
+                w.push_series(s.labels, s.samples);
+            }
+            w.finish()
+        })
+    });
+    g.finish();
+
+    // The store consumer's read of a record: 500 series x 8 samples (a backfill request).
+    let body = remote_write_body(500, 8);
+    let raw = decompress_remote_write(&body, &limits).expect("snappy");
+    let view = decode_write_request_view(&raw, &limits).expect("decodes");
+    let mut w = MetricsRecordWriter::new();
+    for s in view.series() {
+        w.push_series(s.labels, s.samples);
+    }
+    let record = w.finish();
+    let mut g = c.benchmark_group("metrics_record");
+    g.throughput(Throughput::Elements(4000));
+    g.bench_function("view_4000_samples", |b| {
+        b.iter(|| {
+            let v = MetricsRecordView::parse(black_box(&record)).expect("decodes");
+            v.series().map(|s| s.samples().count()).sum::<usize>()
+        })
+    });
+    g.bench_function("model_decode_4000_samples", |b| {
+        b.iter(|| bongsu_model::MetricsRecord::decode(black_box(&record)).expect("decodes"))
     });
     g.finish();
 }

@@ -18,7 +18,10 @@ use axum::body::{to_bytes, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bongsu_ingest::{classify_remote_write, decode_loki_push, decode_remote_write, Limits};
+use bongsu_ingest::{
+    classify_remote_write, decode_loki_push, decode_write_request_view, decompress_remote_write,
+    Limits,
+};
 use bongsu_stream::Record;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -132,13 +135,22 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
             None => 1,
         };
         let decoded = tokio::task::spawn_blocking(move || {
-            let rw = decode_remote_write(&body, &limits).map_err(ingest_error)?;
-            let n = rw.record.sample_count();
+            // Decoded in place: labels borrow the decompressed body, nothing per series is
+            // allocated for series the store already knows.
+            let raw = decompress_remote_write(&body, &limits).map_err(ingest_error)?;
+            let view = decode_write_request_view(&raw, &limits).map_err(ingest_error)?;
+            let n = view.sample_count();
+            // Each series' labels hashed once: its partition and its cardinality-cache key.
+            let hashes: Vec<u64> = view
+                .series()
+                .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
+                .collect();
             // Cardinality limits are checked before anything of the request is appended.
-            crate::tsdb_consumer::check_cardinality(store.as_deref(), &rw.record)
+            crate::tsdb_consumer::check_cardinality_view(store.as_deref(), &view, &hashes)
                 .map_err(|e| (e, n))?;
             // Each series to its own partition, so the store applies it in order.
-            let parts = crate::metrics_partition::encode_by_partition(rw.record, partitions);
+            let parts =
+                crate::metrics_partition::encode_view_by_partition(&view, &hashes, partitions);
             Ok::<_, Failed>((parts, n))
         })
         .await

@@ -12,17 +12,16 @@
 
 use std::sync::OnceLock;
 
+use bongsu_ingest::{MetricsRecordWriter, WriteRequestView};
 use bongsu_model::{Labels, MetricsRecord};
 use bongsu_stream::{Record, Stream};
 
 use crate::ingest::METRICS_TOPIC;
 
-/// The partition of the `metrics` topic a series belongs to.
-pub(crate) fn partition_of(labels: &Labels, partitions: u32) -> u32 {
-    if partitions <= 1 {
-        return 0;
-    }
-    // FNV-1a over name, separator, value, separator: stable across versions and processes.
+/// FNV-1a over name, separator, value, separator of each label: stable across versions and
+/// processes. Computed once per series of a request; it picks the partition
+/// ([`partition_of_hash`]) and keys the receiver's cache of series already checked.
+pub(crate) fn label_hash<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -32,11 +31,67 @@ pub(crate) fn partition_of(labels: &Labels, partitions: u32) -> u32 {
         h ^= 0xff;
         h = h.wrapping_mul(0x0100_0000_01b3);
     };
-    for l in labels {
-        eat(l.name.as_bytes());
-        eat(l.value.as_bytes());
+    for (n, v) in pairs {
+        eat(n.as_bytes());
+        eat(v.as_bytes());
     }
-    (h % u64::from(partitions)) as u32
+    h
+}
+
+/// The partition of a series whose [`label_hash`] is `hash`.
+pub(crate) fn partition_of_hash(hash: u64, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    (hash % u64::from(partitions)) as u32
+}
+
+/// The partition of the `metrics` topic a series belongs to.
+pub(crate) fn partition_of(labels: &Labels, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    partition_of_hash(
+        label_hash(labels.iter().map(|l| (l.name.as_str(), l.value.as_str()))),
+        partitions,
+    )
+}
+
+/// Like [`encode_by_partition`], straight from a decoded request view: `hashes[i]` is the
+/// [`label_hash`] of the view's `i`-th series. The bytes equal `encode_by_partition` of the
+/// same request.
+pub(crate) fn encode_view_by_partition(
+    view: &WriteRequestView<'_>,
+    hashes: &[u64],
+    partitions: u32,
+) -> Vec<(u32, Vec<u8>)> {
+    let partitions = partitions.max(1);
+    let mut writers: Vec<Option<MetricsRecordWriter<'_>>> = (0..partitions).map(|_| None).collect();
+    for (s, &h) in view.series().zip(hashes) {
+        let p = partition_of_hash(h, partitions) as usize;
+        writers[p]
+            .get_or_insert_with(MetricsRecordWriter::new)
+            .push_series(s.labels, s.samples);
+    }
+    // Metadata rides with the first record; with no series at all, in partition 0 (and with
+    // one partition, the record is written even when empty, as encode_by_partition does).
+    let first = writers.iter().position(Option::is_some);
+    let meta_at = match first {
+        Some(p) => Some(p),
+        None if partitions == 1 || !view.metadata().is_empty() => Some(0),
+        None => None,
+    };
+    if let Some(p) = meta_at {
+        let w = writers[p].get_or_insert_with(MetricsRecordWriter::new);
+        for m in view.metadata() {
+            w.push_metadata(*m);
+        }
+    }
+    writers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(p, w)| w.map(|w| (p as u32, w.finish())))
+        .collect()
 }
 
 /// Splits `record` into one encoded record per partition that has series, in partition order.
@@ -155,6 +210,62 @@ mod tests {
         let one = encode_by_partition(record.clone(), 1);
         assert_eq!(one.len(), 1);
         assert_eq!(MetricsRecord::decode(&one[0].1).unwrap(), record);
+    }
+
+    #[test]
+    fn the_view_encoder_writes_the_same_bytes() {
+        use bongsu_ingest::{decode_write_request_view, prompb, Limits};
+        use prost::Message;
+        let ts = |i: usize| prompb::TimeSeries {
+            labels: vec![
+                prompb::Label {
+                    name: "instance".into(),
+                    value: format!("host-{i}"),
+                },
+                prompb::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                },
+            ],
+            samples: vec![prompb::Sample {
+                value: i as f64,
+                timestamp: i as i64,
+            }],
+            ..Default::default()
+        };
+        let md = prompb::MetricMetadata {
+            r#type: 2,
+            metric_family_name: "up".into(),
+            help: "up".into(),
+            unit: String::new(),
+        };
+        for (n, with_md) in [(0, false), (0, true), (1, true), (50, true), (50, false)] {
+            let req = prompb::WriteRequest {
+                timeseries: (0..n).map(ts).collect(),
+                metadata: if with_md {
+                    vec![md.clone()]
+                } else {
+                    Vec::new()
+                },
+            };
+            let raw = req.encode_to_vec();
+            let limits = Limits::default();
+            let owned = bongsu_ingest::decode_write_request(&raw, &limits)
+                .unwrap()
+                .record;
+            let view = decode_write_request_view(&raw, &limits).unwrap();
+            let hashes: Vec<u64> = view
+                .series()
+                .map(|s| label_hash(s.labels.iter().copied()))
+                .collect();
+            for parts in [1, 4] {
+                assert_eq!(
+                    encode_view_by_partition(&view, &hashes, parts),
+                    encode_by_partition(owned.clone(), parts),
+                    "{n} series, metadata {with_md}, {parts} partitions"
+                );
+            }
+        }
     }
 
     #[test]

@@ -11,14 +11,16 @@
 //! The shutdown hook stops the tasks, stops the compactor and persists the head, so that the
 //! next start replays nothing that was already applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bongsu_model::{MetricMetadata, MetricsRecord};
+use bongsu_ingest::{MetricsRecordView, WriteRequestView};
+use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Sample};
 use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
-use bongsu_tsdb::{Compactor, Options, Tsdb};
+use bongsu_tsdb::{Compactor, Options, SeriesRef, Tsdb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -70,6 +72,38 @@ pub(crate) struct MetricsStore {
     pub(crate) counters: StoreCounters,
     pub(crate) query: QuerySettings,
     compactor: Mutex<Option<Compactor>>,
+    /// Label hashes of series the receiver already admitted (see [`check_cardinality_view`]).
+    admitted: Mutex<Admitted>,
+}
+
+/// Series the receiver's cardinality check already passed, by their partition label hash.
+#[derive(Debug, Default)]
+struct Admitted {
+    hashes: HashSet<u64, BuildHasherDefault<IdentityHasher>>,
+    /// Head series count when last seen: when it drops, series left the head and the set is
+    /// forgotten, so that they are checked again when they come back.
+    head_series: usize,
+}
+
+/// Most hashes kept in [`Admitted`] (16 bytes each at most); past it the set starts over.
+const ADMITTED_CAP: usize = 1 << 21;
+
+/// A hasher for keys that are already hashes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 impl std::fmt::Debug for MetricsStore {
@@ -113,15 +147,28 @@ impl MetricsStore {
             counters: StoreCounters::default(),
             query: query.clone(),
             compactor: Mutex::new(None),
+            admitted: Mutex::new(Admitted::default()),
         }
     }
 
     /// Applies fetched records of `partition` and marks them applied. Returns the next
-    /// offset to fetch. Blocking.
+    /// offset to fetch. Blocking. (The consumer keeps a cache: [`MetricsStore::apply_cached`].)
+    #[cfg(test)]
     pub(crate) fn apply(&self, partition: u32, records: &[StoredRecord]) -> Option<u64> {
+        self.apply_cached(partition, records, &mut SeriesCache::default())
+    }
+
+    /// [`MetricsStore::apply`] with the partition's series cache: records are read in place
+    /// and known series are appended by ref, without building their labels.
+    pub(crate) fn apply_cached(
+        &self,
+        partition: u32,
+        records: &[StoredRecord],
+        cache: &mut SeriesCache,
+    ) -> Option<u64> {
         let last = records.last()?;
         for r in records {
-            let rec = match MetricsRecord::decode(&r.value) {
+            let rec = match MetricsRecordView::parse(&r.value) {
                 Ok(rec) => rec,
                 Err(e) => {
                     add(&self.counters.bad_records, 1);
@@ -129,23 +176,60 @@ impl MetricsStore {
                     continue;
                 }
             };
-            for s in &rec.series {
-                match self.tsdb.append(&s.labels, &s.samples) {
-                    Ok(o) => {
-                        add(&self.counters.samples_appended, o.appended);
-                        add(&self.counters.samples_out_of_window, o.out_of_window);
-                        add(&self.counters.samples_duplicate, o.duplicates);
-                    }
-                    Err(e) => {
-                        add(&self.counters.samples_refused, s.samples.len() as u64);
-                        tracing::warn!(partition, offset = r.offset, series = %s.labels, error = %e, "series refused by the store");
-                    }
+            let (mut appended, mut ooo, mut dups) = (0, 0, 0);
+            {
+                let mut app = self.tsdb.appender();
+                for s in rec.series() {
+                    cache.samples.clear();
+                    cache.samples.extend(s.samples());
+                    let key = cache_key(s.labels);
+                    let by_ref = cache
+                        .refs
+                        .get(&key)
+                        .and_then(|&r| app.append_ref(r, s.labels, &cache.samples));
+                    let outcome = match by_ref {
+                        Some(o) => o,
+                        None => {
+                            let labels = owned_labels(s.labels);
+                            match app.append(&labels, &cache.samples) {
+                                Ok((r, o)) => {
+                                    if let Some(r) = r {
+                                        if cache.refs.len() >= SERIES_CACHE_CAP {
+                                            cache.refs.clear();
+                                        }
+                                        cache.refs.insert(key, r);
+                                        self.admit(key);
+                                    }
+                                    o
+                                }
+                                Err(e) => {
+                                    add(&self.counters.samples_refused, cache.samples.len() as u64);
+                                    tracing::warn!(partition, offset = r.offset, series = %labels, error = %e, "series refused by the store");
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    appended += outcome.appended;
+                    ooo += outcome.out_of_window;
+                    dups += outcome.duplicates;
                 }
             }
-            if !rec.metadata.is_empty() {
+            add(&self.counters.samples_appended, appended);
+            add(&self.counters.samples_out_of_window, ooo);
+            add(&self.counters.samples_duplicate, dups);
+            if !rec.metadata().is_empty() {
                 let mut m = self.metadata.write().unwrap_or_else(|p| p.into_inner());
-                for md in rec.metadata {
-                    m.insert(md.family.clone(), md);
+                for md in rec.metadata() {
+                    m.insert(
+                        md.family.to_owned(),
+                        MetricMetadata {
+                            family: md.family.to_owned(),
+                            kind: md.kind,
+                            help: md.help.to_owned(),
+                            unit: md.unit.to_owned(),
+                        },
+                    );
                 }
             }
             add(&self.counters.records_applied, 1);
@@ -154,6 +238,41 @@ impl MetricsStore {
         self.tsdb.mark_applied(&[(partition, next)]);
         Some(next)
     }
+}
+
+/// Most series refs one partition's consumer remembers; past it the cache starts over.
+const SERIES_CACHE_CAP: usize = 1 << 21;
+
+/// One partition consumer's memory: label-set hash → the series' ref in the store, and a
+/// reused sample buffer. A ref is checked against the labels on every use, so a stale one
+/// (the series left the head) or a hash collision only costs a lookup by labels.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesCache {
+    refs: HashMap<u64, SeriesRef, BuildHasherDefault<IdentityHasher>>,
+    samples: Vec<Sample>,
+}
+
+/// The series cache's key: the partition label hash, which the receiver's cardinality
+/// cache ([`check_cardinality_view`]) uses too.
+fn cache_key(labels: &[(&str, &str)]) -> u64 {
+    crate::metrics_partition::label_hash(labels.iter().copied())
+}
+
+impl MetricsStore {
+    /// Records that the series with this label hash is in the store's head, so the
+    /// receiver's cardinality check can skip it.
+    fn admit(&self, hash: u64) {
+        let mut a = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        if a.hashes.len() >= ADMITTED_CAP {
+            a.hashes.clear();
+        }
+        a.hashes.insert(hash);
+    }
+}
+
+fn owned_labels(pairs: &[(&str, &str)]) -> Labels {
+    // The record's label sets are canonical (checked by the view), so this cannot fail.
+    Labels::new(pairs.iter().map(|&(n, v)| Label::new(n, v)).collect()).unwrap_or_default()
 }
 
 /// Refuses a remote_write request that would make the store exceed `tsdb.max_series` or
@@ -185,6 +304,55 @@ pub(crate) fn check_cardinality(
         Err(e) => Err(ApiError::internal(&e)),
     }
 }
+
+/// [`check_cardinality`] for a decoded request view; `hashes[i]` is the partition label hash
+/// of its `i`-th series. Series the store's consumer has already put in the head (their
+/// hash is in the admitted set) are not new and are not checked again, so a steady stream
+/// of known series costs a set lookup each, no labels built. The set is forgotten when the
+/// head's series count drops (series left the head); a 64-bit hash collision with a known
+/// series would skip a new series' check, and the store's own check at append time is the
+/// backstop for that, as for series accepted but not yet applied.
+pub(crate) fn check_cardinality_view(
+    store: Option<&MetricsStore>,
+    view: &WriteRequestView<'_>,
+    hashes: &[u64],
+) -> std::result::Result<(), ApiError> {
+    let Some(store) = store else {
+        return Ok(());
+    };
+    let head_series = store.tsdb.head_series();
+    let unknown: Vec<usize> = {
+        let mut a = store.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        if head_series < a.head_series {
+            a.hashes.clear();
+        }
+        a.head_series = head_series;
+        hashes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !a.hashes.contains(h))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let series: Vec<WriteRequestSeries<'_>> = view.series().collect();
+    let record = MetricsRecord {
+        series: unknown
+            .iter()
+            .filter_map(|&i| series.get(i))
+            .map(|s| bongsu_model::Series {
+                labels: owned_labels(s.labels),
+                samples: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    check_cardinality(Some(store), &record)
+}
+
+type WriteRequestSeries<'v> = bongsu_ingest::WriteSeries<'v, 'v>;
 
 /// A running consumer: its tasks and the stop signal.
 struct Running {
@@ -268,6 +436,7 @@ async fn consume(
         fetch_min_bytes: 1,
         fetch_max_wait_ms: FETCH_WAIT_MS,
     };
+    let mut cache = Some(SeriesCache::default());
     loop {
         if *stop.borrow() {
             return;
@@ -280,8 +449,16 @@ async fn consume(
             Ok(r) if r.records.is_empty() => {}
             Ok(r) => {
                 let s = store.clone();
-                let applied =
-                    tokio::task::spawn_blocking(move || s.apply(partition, &r.records)).await;
+                let mut c = cache.take().unwrap_or_default();
+                let applied = tokio::task::spawn_blocking(move || {
+                    let next = s.apply_cached(partition, &r.records, &mut c);
+                    (next, c)
+                })
+                .await
+                .map(|(next, c)| {
+                    cache = Some(c);
+                    next
+                });
                 match applied {
                     Ok(Some(next)) => {
                         offset = next;
@@ -500,5 +677,112 @@ mod tests {
         store.collect(&mut w);
         let text = w.finish();
         assert!(text.contains("bongsu_tsdb_bad_records_total 2"), "{text}");
+    }
+
+    #[test]
+    fn cached_apply_appends_known_series_by_ref_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricsStore::open(
+            dir.path(),
+            &TsdbSettings::default(),
+            &QuerySettings::default(),
+        )
+        .unwrap();
+        let mut cache = SeriesCache::default();
+        let first = vec![stored(0, record("a", &[(1_000, 1.0)]))];
+        assert_eq!(store.apply_cached(0, &first, &mut cache), Some(1));
+        assert_eq!(cache.refs.len(), 1);
+        let second = vec![
+            stored(1, record("a", &[(2_000, 2.0), (2_000, 9.0)])),
+            stored(2, record("b", &[(2_000, 3.0)])),
+        ];
+        assert_eq!(store.apply_cached(0, &second, &mut cache), Some(3));
+        assert_eq!(cache.refs.len(), 2);
+        let c = &store.counters;
+        assert_eq!(c.samples_appended.load(Ordering::Relaxed), 3);
+        assert_eq!(c.samples_duplicate.load(Ordering::Relaxed), 1);
+        let got = store
+            .tsdb
+            .select(&[bongsu_tsdb::Matcher::equal("__name__", "a")], 0, 10_000)
+            .unwrap();
+        assert_eq!(
+            got[0].samples,
+            vec![Sample::new(1_000, 1.0), Sample::new(2_000, 2.0)]
+        );
+    }
+
+    #[test]
+    fn view_cardinality_check_refuses_new_series_over_the_limit_and_remembers_admitted_ones() {
+        use bongsu_ingest::{decode_write_request_view, prompb, Limits};
+        use prost::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(
+            dir.path(),
+            Options {
+                max_series: 2,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let store = MetricsStore::over(db, &QuerySettings::default());
+        let body = |hosts: std::ops::Range<usize>| {
+            prompb::WriteRequest {
+                timeseries: hosts
+                    .map(|i| prompb::TimeSeries {
+                        labels: vec![
+                            prompb::Label {
+                                name: "__name__".into(),
+                                value: "up".into(),
+                            },
+                            prompb::Label {
+                                name: "instance".into(),
+                                value: format!("h{i}"),
+                            },
+                        ],
+                        samples: vec![prompb::Sample {
+                            value: 1.0,
+                            timestamp: 1_000,
+                        }],
+                        ..Default::default()
+                    })
+                    .collect(),
+                metadata: Vec::new(),
+            }
+            .encode_to_vec()
+        };
+        let check = |raw: &[u8]| {
+            let view = decode_write_request_view(raw, &Limits::default()).unwrap();
+            let hashes: Vec<u64> = view
+                .series()
+                .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
+                .collect();
+            check_cardinality_view(Some(&store), &view, &hashes)
+        };
+        check(&body(0..2)).unwrap();
+        // Accepted is not applied: nothing is admitted yet, and all three count as new.
+        assert!(store.admitted.lock().unwrap().hashes.is_empty());
+        let e = check(&body(0..3)).unwrap_err();
+        assert!(e.message.contains("tsdb.max_series"), "{}", e.message);
+        // The consumer applies h0 and h1: they are admitted.
+        let raw = body(0..2);
+        let view = decode_write_request_view(&raw, &Limits::default()).unwrap();
+        let hashes: Vec<u64> = view
+            .series()
+            .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
+            .collect();
+        let parts = crate::metrics_partition::encode_view_by_partition(&view, &hashes, 1);
+        let recs = vec![stored(0, parts[0].1.clone())];
+        store.apply_cached(0, &recs, &mut SeriesCache::default());
+        assert_eq!(store.admitted.lock().unwrap().hashes.len(), 2);
+        check(&body(1..2)).unwrap();
+        // Two in the head, one new: over the limit of 2.
+        check(&body(0..3)).unwrap_err();
+        assert_eq!(
+            store
+                .counters
+                .cardinality_rejections
+                .load(Ordering::Relaxed),
+            2
+        );
     }
 }
