@@ -118,7 +118,7 @@ impl Engine {
                     let labels = Arc::unwrap_or_clone(s.final_labels());
                     out.push(RangeSeries {
                         labels,
-                        points: s.points,
+                        points: s.points.into_vec(),
                         histograms: s
                             .hists
                             .into_iter()
@@ -343,17 +343,18 @@ fn fetch(
         return Ok(floats
             .into_iter()
             .filter(|s| !s.samples.is_empty())
-            .map(|s| EvSeries {
-                labels: Arc::new(s.labels),
-                points: s
-                    .samples
-                    .into_iter()
-                    .map(|x| Pt {
-                        t: x.timestamp_ms,
-                        v: x.value,
-                        h: None,
-                    })
-                    .collect(),
+            .map(|s| {
+                EvSeries::new(
+                    Arc::new(s.labels),
+                    s.samples
+                        .into_iter()
+                        .map(|x| Pt {
+                            t: x.timestamp_ms,
+                            v: x.value,
+                            h: None,
+                        })
+                        .collect(),
+                )
             })
             .collect());
     }
@@ -387,10 +388,7 @@ fn fetch(
             if had_hists {
                 points.sort_by_key(|p| p.t);
             }
-            EvSeries {
-                labels: Arc::new(labels),
-                points,
-            }
+            EvSeries::new(Arc::new(labels), points)
         })
         .collect())
 }

@@ -62,11 +62,65 @@ impl Elem {
     }
 }
 
+/// The float points of a range-vector series: a window of a buffer shared with the
+/// selected series (a range selector at each step copies nothing), or points of its own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Points {
+    buf: Arc<Vec<(i64, f64)>>,
+    lo: usize,
+    hi: usize,
+}
+
+impl Points {
+    /// The window `lo..hi` of `buf`.
+    pub(crate) fn window(buf: &Arc<Vec<(i64, f64)>>, lo: usize, hi: usize) -> Self {
+        debug_assert!(lo <= hi && hi <= buf.len());
+        Self {
+            buf: buf.clone(),
+            lo,
+            hi,
+        }
+    }
+
+    pub(crate) fn push(&mut self, p: (i64, f64)) {
+        if self.lo != 0 || self.hi != self.buf.len() {
+            let owned = self.to_vec();
+            self.buf = Arc::new(owned);
+            self.lo = 0;
+        }
+        Arc::make_mut(&mut self.buf).push(p);
+        self.hi = self.buf.len();
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<(i64, f64)> {
+        if self.lo == 0 && self.hi == self.buf.len() {
+            Arc::unwrap_or_clone(self.buf)
+        } else {
+            self.to_vec()
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Points {
+    type Item = &'a (i64, f64);
+    type IntoIter = std::slice::Iter<'a, (i64, f64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Deref for Points {
+    type Target = [(i64, f64)];
+    fn deref(&self) -> &[(i64, f64)] {
+        &self.buf[self.lo..self.hi]
+    }
+}
+
 /// One series of a range vector during evaluation.
 #[derive(Debug, Clone)]
 pub(crate) struct MSeries {
     pub(crate) labels: SLabels,
-    pub(crate) points: Vec<(i64, f64)>,
+    pub(crate) points: Points,
     pub(crate) drop_name: bool,
     /// Native histogram points, in timestamp order.
     pub(crate) hists: Vec<(i64, Arc<FloatHistogram>)>,
@@ -97,6 +151,26 @@ impl Pt {
 pub(crate) struct EvSeries {
     pub(crate) labels: SLabels,
     pub(crate) points: Vec<Pt>,
+    /// The float points without staleness markers, which range selectors hand out.
+    floats: Arc<Vec<(i64, f64)>>,
+    has_hists: bool,
+}
+
+impl EvSeries {
+    pub(crate) fn new(labels: SLabels, points: Vec<Pt>) -> Self {
+        let floats = points
+            .iter()
+            .filter(|p| p.h.is_none() && !p.is_stale())
+            .map(|p| (p.t, p.v))
+            .collect();
+        let has_hists = points.iter().any(|p| p.h.is_some());
+        Self {
+            labels,
+            points,
+            floats: Arc::new(floats),
+            has_hists,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -420,10 +494,7 @@ impl<'a> Evaluator<'a> {
                     }
                     prev = Some(cur);
                 }
-                EvSeries {
-                    labels: s.labels.clone(),
-                    points,
-                }
+                EvSeries::new(s.labels.clone(), points)
             })
             .collect();
         let d = Arc::new(rehinted);
@@ -483,15 +554,17 @@ impl<'a> Evaluator<'a> {
                 let data = self.series_for(&ms.vs);
                 let mut out = Vec::with_capacity(data.len());
                 for s in data.iter() {
-                    let a = s.points.partition_point(|x| x.t <= lo);
-                    let b = s.points.partition_point(|x| x.t <= rt);
-                    let mut points = Vec::with_capacity(b - a);
+                    let fa = s.floats.partition_point(|x| x.0 <= lo);
+                    let fb = s.floats.partition_point(|x| x.0 <= rt);
+                    let points = Points::window(&s.floats, fa, fb);
                     let mut hists = Vec::new();
-                    for p in &s.points[a..b] {
-                        match &p.h {
-                            Some(h) => hists.push((p.t, h.clone())),
-                            None if p.is_stale() => {}
-                            None => points.push((p.t, p.v)),
+                    if s.has_hists {
+                        let a = s.points.partition_point(|x| x.t <= lo);
+                        let b = s.points.partition_point(|x| x.t <= rt);
+                        for p in &s.points[a..b] {
+                            if let Some(h) = &p.h {
+                                hists.push((p.t, h.clone()));
+                            }
                         }
                     }
                     if points.is_empty() && hists.is_empty() {
@@ -567,7 +640,7 @@ impl<'a> Evaluator<'a> {
                             order.push(l.clone());
                             MSeries {
                                 labels: l,
-                                points: Vec::new(),
+                                points: Points::default(),
                                 drop_name: false,
                                 hists: Vec::new(),
                             }
@@ -581,7 +654,7 @@ impl<'a> Evaluator<'a> {
                             order.push(e.labels.clone());
                             MSeries {
                                 labels: e.labels.clone(),
-                                points: Vec::new(),
+                                points: Points::default(),
                                 drop_name: false,
                                 hists: Vec::new(),
                             }
