@@ -22,7 +22,6 @@ use bongsu_ingest::{
     classify_remote_write, decode_loki_push, decode_write_request_view, decompress_remote_write,
     Limits,
 };
-use bongsu_stream::Record;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api_error::{ApiError, ErrorCode};
@@ -70,6 +69,8 @@ pub(crate) struct Receivers {
     limits: Limits,
     /// Partitions of the `metrics` topic, described on the first remote_write request.
     metrics_partitions: std::sync::OnceLock<u32>,
+    /// Partitions of the `logs` topic, described on the first Loki push.
+    logs_partitions: std::sync::OnceLock<u32>,
 }
 
 impl Receivers {
@@ -89,6 +90,7 @@ impl Receivers {
             )),
             limits,
             metrics_partitions: std::sync::OnceLock::new(),
+            logs_partitions: std::sync::OnceLock::new(),
         }
     }
 
@@ -176,6 +178,15 @@ pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Re
         let limits = state.receivers().limits.clone();
         let body = read_body(req, &limits).await?;
         let logs = state.logs().cloned();
+        let partitions = match state.stream() {
+            Some(stream) => crate::logs_partition::logs_partitions(
+                stream.as_ref(),
+                &state.receivers().logs_partitions,
+            )
+            .await
+            .map_err(|e| (ApiError::internal(&e), 0))?,
+            None => 1,
+        };
         let decoded = tokio::task::spawn_blocking(move || {
             let rec = decode_loki_push(
                 &body,
@@ -189,12 +200,17 @@ pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Re
                 logs.check_push(&rec)
                     .map_err(|m| (ApiError::new(ErrorCode::BadData, m), rec.entry_count()))?;
             }
-            Ok::<_, Failed>((rec.encode(), rec.entry_count()))
+            // Each stream to its own partition, so the store applies it in order.
+            let n = rec.entry_count();
+            Ok::<_, Failed>((
+                crate::logs_partition::encode_by_partition(rec, partitions),
+                n,
+            ))
         })
         .await
         .map_err(join_error)?;
-        let (value, n) = decoded?;
-        append(&state, r, LOGS_TOPIC, value, n).await?;
+        let (parts, n) = decoded?;
+        append_logs(&state, r, parts, n).await?;
         drop(permit);
         Ok(())
     }
@@ -350,12 +366,11 @@ async fn append_metrics(
     }
 }
 
-/// Appends one record and waits for the stream's acknowledgement.
-async fn append(
+/// Appends the per-partition parts of one Loki push and waits until all are acknowledged.
+async fn append_logs(
     state: &AppState,
     r: Receiver,
-    topic: &str,
-    value: Vec<u8>,
+    parts: Vec<(u32, Vec<u8>)>,
     items: usize,
 ) -> Result<(), Failed> {
     let Some(stream) = state.stream() else {
@@ -367,13 +382,13 @@ async fn append(
             items,
         ));
     };
-    let record = Record::new(value, state.clock().now_ms());
-    match stream.append(topic, None, vec![record]).await {
-        Ok(_) => {
+    let now = state.clock().now_ms();
+    match crate::logs_partition::append_parts(stream.as_ref(), parts, now).await {
+        Ok(()) => {
             state.receivers().count_items(r, "accepted", items);
             Ok(())
         }
-        Err(e) => Err((append_error(e, topic), items)),
+        Err(e) => Err((append_error(e, LOGS_TOPIC), items)),
     }
 }
 

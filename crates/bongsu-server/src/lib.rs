@@ -29,6 +29,7 @@ mod error;
 mod ingest;
 mod logs_config;
 mod logs_consumer;
+mod logs_partition;
 mod loki_api;
 mod metrics;
 mod metrics_partition;

@@ -337,23 +337,23 @@ fn apply(logs: &Logs, partition: u32, records: Vec<StoredRecord>) {
     let mut store = write_lock(&logs.store);
     for (offset, rec) in decoded {
         let streams = rec.map(|r| r.streams).unwrap_or_default();
+        let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
         // A record that did not decode is applied empty, so the checkpoint moves past it.
-        let Some(rejected) = store.append_record(partition, offset, &streams) else {
+        let Some(rejected) = store.append_record_owned(partition, offset, streams) else {
             m.records_replayed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         m.records_applied.fetch_add(1, Ordering::Relaxed);
-        let mut entries: usize = streams.iter().map(|s| s.entries.len()).sum();
+        let mut applied = entries;
         for r in &rejected {
-            let s = &streams[r.index];
-            entries -= s.entries.len();
-            tracing::warn!(partition, offset, stream = %s.labels, error = %r.error, "log store left out a stream");
+            applied -= r.entries;
+            tracing::warn!(partition, offset, stream = %r.labels, error = %r.error, "log store left out a stream");
             m.rejected
                 .with(&[reject_reason(&r.error)])
-                .inc_by(s.entries.len() as f64);
+                .inc_by(r.entries as f64);
         }
         m.entries_applied
-            .fetch_add(entries as u64, Ordering::Relaxed);
+            .fetch_add(applied as u64, Ordering::Relaxed);
     }
 }
 

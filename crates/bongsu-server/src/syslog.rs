@@ -129,6 +129,7 @@ impl SyslogReceiver {
             clock.clone(),
             queue.clone(),
             counters.clone(),
+            topic.partitions.len().max(1) as u32,
         ));
         let intake = Arc::new(Intake {
             tx,

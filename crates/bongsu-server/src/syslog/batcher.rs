@@ -11,14 +11,15 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bongsu_ingest::SyslogRecord;
-use bongsu_model::{Label, Labels, LogEntry, LogStream, LogsRecord};
+use bongsu_ingest::{SyslogMessage, SyslogStream};
+use bongsu_model::{Label, Labels, LogEntry, LogStream};
 use bongsu_stream::{Record, Stream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::logs_partition::split_by_partition;
 use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
 
 /// The topic syslog messages are appended to.
@@ -33,31 +34,27 @@ const APPEND_TRIES: u32 = 3;
 /// The estimated encoded size of one message in a `logs` record: an upper bound of what it
 /// adds to the record (its labels are counted as if its stream were new, structured metadata
 /// names as if their symbols were new).
-pub(crate) fn entry_cost(r: &SyslogRecord) -> usize {
-    let labels: usize = r
-        .labels
-        .iter()
-        .map(|l| l.name.len() + l.value.len() + 20)
-        .sum();
-    let metadata: usize = r
-        .entry
+pub(crate) fn entry_cost(stream: &SyslogStream<'_>, entry: &LogEntry) -> usize {
+    let mut labels = 0;
+    stream.for_each_label(|n, v| labels += n.len() + v.len() + 20);
+    let metadata: usize = entry
         .structured_metadata
         .iter()
         .map(|m| 2 * m.name.len() + m.value.len() + 30)
         .sum();
-    64 + r.entry.line.len() + labels + metadata
+    64 + entry.line.len() + labels + metadata
 }
 
-/// Makes `r` fit a batch of `batch_bytes`: if its structured metadata (taken from the message
-/// itself) would make it larger, the metadata is replaced by `metadata_truncated="true"`; the
-/// line is kept. Returns its cost.
-pub(crate) fn fit(r: &mut SyslogRecord, batch_bytes: usize) -> usize {
-    let cost = entry_cost(r);
+/// Makes a message fit a batch of `batch_bytes`: if its structured metadata (taken from the
+/// message itself) would make it larger, the metadata is replaced by
+/// `metadata_truncated="true"`; the line is kept. Returns its cost.
+pub(crate) fn fit(m: &mut SyslogMessage<'_>, batch_bytes: usize) -> usize {
+    let cost = entry_cost(&m.stream, &m.entry);
     if cost <= batch_bytes {
         return cost;
     }
-    r.entry.structured_metadata = vec![Label::new("metadata_truncated", "true")];
-    entry_cost(r)
+    m.entry.structured_metadata = vec![Label::new("metadata_truncated", "true")];
+    entry_cost(&m.stream, &m.entry)
 }
 
 /// A fast non-cryptographic hasher for grouping one piece by label set: the map lives for one
@@ -99,20 +96,23 @@ pub(crate) struct Piece {
 }
 
 impl Piece {
-    pub(crate) fn new(transport: Transport, records: Vec<(SyslogRecord, usize)>) -> Self {
-        let mut index: HashMap<Labels, usize, BuildHasherDefault<FastHasher>> = HashMap::default();
+    /// Groups `messages` (with their costs) by stream; each distinct stream's label set is
+    /// built once here, not once per message.
+    pub(crate) fn new(transport: Transport, messages: Vec<(SyslogMessage<'_>, usize)>) -> Self {
+        let mut index: HashMap<SyslogStream<'_>, usize, BuildHasherDefault<FastHasher>> =
+            HashMap::default();
         let mut labels = Vec::new();
-        let mut items = Vec::with_capacity(records.len());
-        for (r, cost) in records {
-            let i = match index.get(&r.labels) {
+        let mut items = Vec::with_capacity(messages.len());
+        for (m, cost) in messages {
+            let i = match index.get(&m.stream) {
                 Some(&i) => i,
                 None => {
-                    index.insert(r.labels.clone(), labels.len());
-                    labels.push(r.labels);
+                    labels.push(m.stream.labels());
+                    index.insert(m.stream, labels.len() - 1);
                     labels.len() - 1
                 }
             };
-            items.push((i, r.entry, cost));
+            items.push((i, m.entry, cost));
         }
         Self {
             transport,
@@ -126,10 +126,10 @@ impl Piece {
 #[derive(Debug, Default)]
 struct Batch {
     streams: Vec<LogStream>,
+    /// Per stream, its lines received over TCP and over UDP.
+    transports: Vec<(u64, u64)>,
     index: HashMap<Labels, usize>,
     lines: usize,
-    tcp_lines: u64,
-    udp_lines: u64,
     cost: usize,
 }
 
@@ -154,6 +154,7 @@ impl Batch {
                             labels: labels.clone(),
                             entries: Vec::new(),
                         });
+                        self.transports.push((0, 0));
                         self.streams.len() - 1
                     }
                 };
@@ -165,8 +166,8 @@ impl Batch {
         self.lines += 1;
         self.cost += cost;
         match transport {
-            Transport::Tcp => self.tcp_lines += 1,
-            Transport::Udp => self.udp_lines += 1,
+            Transport::Tcp => self.transports[i].0 += 1,
+            Transport::Udp => self.transports[i].1 += 1,
         }
     }
 
@@ -192,6 +193,7 @@ pub(crate) async fn run(
     clock: Arc<dyn Clock>,
     queue: Arc<Semaphore>,
     counters: Arc<SyslogCounters>,
+    partitions: u32,
 ) {
     let mut pending = Batch::default();
     let mut linger_until: Option<Instant> = None;
@@ -211,7 +213,7 @@ pub(crate) async fn run(
             );
             in_flight.spawn(async move {
                 let cost = batch.cost;
-                append(batch, &*stream, &*clock, &counters).await;
+                append(batch, &*stream, &*clock, &counters, partitions).await;
                 queue.add_permits(cost);
             });
         }
@@ -267,50 +269,71 @@ pub(crate) async fn run(
     }
 }
 
-/// Encodes and appends one batch (retrying a failed append) and counts the outcome.
-async fn append(batch: Batch, stream: &dyn Stream, clock: &dyn Clock, counters: &SyslogCounters) {
+/// Splits one batch by partition (each stream to its own, see `logs_partition`), appends the
+/// parts concurrently (retrying a failed append) and counts the outcome of each part.
+async fn append(
+    batch: Batch,
+    stream: &dyn Stream,
+    clock: &dyn Clock,
+    counters: &SyslogCounters,
+    partitions: u32,
+) {
     let Batch {
         streams,
-        tcp_lines,
-        udp_lines,
+        transports,
         ..
     } = batch;
-    let record = Record::new(LogsRecord { streams }.encode(), clock.now_ms());
-    let mut ok = false;
+    let now_ms = clock.now_ms();
+    let parts = split_by_partition(streams, partitions);
+    let appends = parts.into_iter().map(|(partition, part, index)| {
+        let (tcp, udp) = index.iter().fold((0, 0), |(t, u), &i| {
+            (t + transports[i].0, u + transports[i].1)
+        });
+        let record = Record::new(part.encode(), now_ms);
+        async move {
+            let ok = append_part(stream, partition, record, tcp + udp).await;
+            counters.batch(ok);
+            let outcome = if ok {
+                Outcome::Stored
+            } else {
+                Outcome::Dropped
+            };
+            counters.add_lines(Transport::Tcp, outcome, tcp);
+            counters.add_lines(Transport::Udp, outcome, udp);
+        }
+    });
+    futures::future::join_all(appends).await;
+}
+
+/// Appends one record to `partition`, retrying; true when it was acknowledged.
+async fn append_part(stream: &dyn Stream, partition: u32, record: Record, lines: u64) -> bool {
     for attempt in 1..=APPEND_TRIES {
         // Cheap: the value is reference-counted.
-        match stream.append(LOGS_TOPIC, None, vec![record.clone()]).await {
-            Ok(_) => {
-                ok = true;
-                break;
-            }
+        match stream
+            .append(LOGS_TOPIC, Some(partition), vec![record.clone()])
+            .await
+        {
+            Ok(_) => return true,
             Err(e @ bongsu_stream::Error::RecordTooLarge { .. }) => {
-                tracing::error!(error = %e, lines = tcp_lines + udp_lines, "syslog batch dropped: lower syslog.batch_bytes");
-                break;
+                tracing::error!(error = %e, lines, "syslog batch dropped: lower syslog.batch_bytes");
+                return false;
             }
             Err(e) if attempt < APPEND_TRIES => {
                 tracing::warn!(error = %e, attempt, "syslog append failed: retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, lines = tcp_lines + udp_lines, "syslog batch dropped: the logs topic refused it");
+                tracing::error!(error = %e, lines, "syslog batch dropped: the logs topic refused it");
             }
         }
     }
-    counters.batch(ok);
-    let outcome = if ok {
-        Outcome::Stored
-    } else {
-        Outcome::Dropped
-    };
-    counters.add_lines(Transport::Tcp, outcome, tcp_lines);
-    counters.add_lines(Transport::Udp, outcome, udp_lines);
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bongsu_ingest::{parse_syslog, syslog_batch, Limits};
+    use bongsu_ingest::{parse_syslog_message, syslog_batch, Limits, SyslogRecord};
     use proptest::prelude::*;
 
     use crate::syslog::settings::RECORD_SLACK_BYTES;
@@ -359,11 +382,15 @@ mod tests {
         #[test]
         fn entry_cost_bounds_the_encoded_record(msgs in proptest::collection::vec(message(), 1..40)) {
             let limits = Limits::default();
-            let records: Vec<SyslogRecord> = msgs
+            let parsed: Vec<SyslogMessage<'_>> = msgs
                 .iter()
-                .map(|m| parse_syslog(m.as_bytes(), 1_700_000_000_000_000_000, &limits))
+                .map(|m| parse_syslog_message(m.as_bytes(), 1_700_000_000_000_000_000, &limits))
                 .collect();
-            let cost: usize = records.iter().map(entry_cost).sum();
+            let cost: usize = parsed.iter().map(|m| entry_cost(&m.stream, &m.entry)).sum();
+            let records = parsed.into_iter().map(|m| SyslogRecord {
+                labels: m.stream.labels(),
+                entry: m.entry,
+            });
             let encoded = syslog_batch(records).encode().len();
             prop_assert!(encoded <= cost + RECORD_SLACK_BYTES, "{encoded} > {cost} + slack");
         }
@@ -371,12 +398,9 @@ mod tests {
 
     #[test]
     fn fit_replaces_oversize_metadata() {
-        let mut r = parse_syslog(
-            format!("<13>1 - h a - - [x@1 k=\"{}\"] m", "v".repeat(5000)).as_bytes(),
-            0,
-            &Limits::default(),
-        );
-        assert!(entry_cost(&r) > 8192);
+        let text = format!("<13>1 - h a - - [x@1 k=\"{}\"] m", "v".repeat(5000));
+        let mut r = parse_syslog_message(text.as_bytes(), 0, &Limits::default());
+        assert!(entry_cost(&r.stream, &r.entry) > 8192);
         let cost = fit(&mut r, 8192);
         assert!(cost <= 8192, "{cost}");
         assert_eq!(
@@ -385,7 +409,7 @@ mod tests {
         );
         assert!(r.entry.line.contains(&"v".repeat(5000)));
         // A record that fits keeps its metadata.
-        let mut r = parse_syslog(b"<13>1 - h a - - [x@1 k=\"v\"] m", 0, &Limits::default());
+        let mut r = parse_syslog_message(b"<13>1 - h a - - [x@1 k=\"v\"] m", 0, &Limits::default());
         fit(&mut r, 8192);
         assert_eq!(r.entry.structured_metadata, vec![Label::new("x@1.k", "v")]);
     }

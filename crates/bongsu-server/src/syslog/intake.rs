@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bongsu_ingest::{parse_syslog, Limits, SyslogRecord};
+use bongsu_ingest::{parse_syslog_message, Limits, SyslogMessage};
 use bongsu_model::Label;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -31,12 +31,12 @@ pub(crate) struct Intake {
 
 impl Intake {
     /// Parses one message (never fails), counts it, and returns it with its cost.
-    pub(crate) fn parse(
+    pub(crate) fn parse<'a>(
         &self,
         t: Transport,
-        data: &[u8],
+        data: &'a [u8],
         truncated: bool,
-    ) -> (SyslogRecord, usize) {
+    ) -> (SyslogMessage<'a>, usize) {
         let mut tally = Tally::default();
         let now_ns = self.now_ns();
         let item = self.parse_at(now_ns, data, truncated, &mut tally);
@@ -51,16 +51,16 @@ impl Intake {
 
     /// Parses one message stamped `now_ns` (never fails) and tallies it; the caller adds
     /// the tally to the counters once per batch of messages.
-    pub(crate) fn parse_at(
+    pub(crate) fn parse_at<'a>(
         &self,
         now_ns: i64,
-        data: &[u8],
+        data: &'a [u8],
         truncated: bool,
         tally: &mut Tally,
-    ) -> (SyslogRecord, usize) {
-        let mut r = parse_syslog(data, now_ns, &self.limits);
+    ) -> (SyslogMessage<'a>, usize) {
+        let mut r = parse_syslog_message(data, now_ns, &self.limits);
         tally.received += 1;
-        if r.labels.get("unparsed").is_some() {
+        if r.stream.is_unparsed() {
             tally.unparsed += 1;
         }
         if truncated {
@@ -82,26 +82,42 @@ impl Intake {
         c.add_lines(t, Outcome::TooLong, tally.too_long);
     }
 
-    /// Hands messages to the batcher, waiting for queue room (TCP backpressure). Splits them
-    /// into pieces of at most `batch_bytes`, so a piece always fits the queue.
-    pub(crate) async fn send_waiting(&self, t: Transport, items: Vec<(SyslogRecord, usize)>) {
+    /// Groups messages into pieces of at most `batch_bytes` (so a piece always fits the
+    /// queue), each with its cost and message count. Synchronous, so that messages borrowing
+    /// from the receive buffer become owned pieces before the next `.await`.
+    pub(crate) fn pieces(
+        &self,
+        t: Transport,
+        items: Vec<(SyslogMessage<'_>, usize)>,
+    ) -> Vec<(Piece, usize, u64)> {
+        let mut out = Vec::new();
         let mut piece = Vec::new();
         let mut cost = 0usize;
         for (r, c) in items {
             if !piece.is_empty() && cost + c > self.batch_bytes {
-                self.send_piece(t, std::mem::take(&mut piece), cost).await;
+                let n = piece.len() as u64;
+                out.push((Piece::new(t, std::mem::take(&mut piece)), cost, n));
                 cost = 0;
             }
             cost += c;
             piece.push((r, c));
         }
         if !piece.is_empty() {
-            self.send_piece(t, piece, cost).await;
+            let n = piece.len() as u64;
+            out.push((Piece::new(t, piece), cost, n));
+        }
+        out
+    }
+
+    /// Hands pieces (from [`Intake::pieces`]) to the batcher, waiting for queue room (TCP
+    /// backpressure).
+    pub(crate) async fn send_waiting(&self, t: Transport, pieces: Vec<(Piece, usize, u64)>) {
+        for (piece, cost, n) in pieces {
+            self.send_piece(t, piece, cost, n).await;
         }
     }
 
-    async fn send_piece(&self, t: Transport, items: Vec<(SyslogRecord, usize)>, cost: usize) {
-        let n = items.len() as u64;
+    async fn send_piece(&self, t: Transport, piece: Piece, cost: usize, n: u64) {
         // `cost` ≤ batch_bytes ≤ queue_bytes ≤ u32::MAX (validated), so this can be granted.
         let permits = u32::try_from(cost).unwrap_or(u32::MAX);
         match self.queue.acquire_many(permits).await {
@@ -112,7 +128,6 @@ impl Intake {
                 return;
             }
         }
-        let piece = Piece::new(t, items);
         if self.tx.send(piece).await.is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
@@ -121,7 +136,7 @@ impl Intake {
 
     /// Hands messages to the batcher only if there is room now; otherwise drops and counts
     /// them (UDP).
-    pub(crate) fn send_or_drop(&self, t: Transport, items: Vec<(SyslogRecord, usize)>) {
+    pub(crate) fn send_or_drop(&self, t: Transport, items: Vec<(SyslogMessage<'_>, usize)>) {
         if items.is_empty() {
             return;
         }

@@ -155,9 +155,12 @@ async fn deliver(intake: &Intake, frames: &mut Vec<Frame>) {
     let now_ns = intake.now_ns();
     let mut tally = Tally::default();
     let items = frames
-        .drain(..)
+        .iter()
         .map(|f| intake.parse_at(now_ns, &f.data, f.truncated, &mut tally))
         .collect();
+    // Grouped by stream while the messages still borrow from the frames.
+    let pieces = intake.pieces(Transport::Tcp, items);
+    frames.clear();
     intake.count(Transport::Tcp, &tally);
-    intake.send_waiting(Transport::Tcp, items).await;
+    intake.send_waiting(Transport::Tcp, pieces).await;
 }

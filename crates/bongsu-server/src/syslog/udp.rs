@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use bongsu_ingest::SyslogRecord;
+use bongsu_ingest::SyslogMessage;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -64,7 +64,7 @@ fn take(
     intake: &Intake,
     datagram: &[u8],
     max_line_bytes: usize,
-    items: &mut Vec<(SyslogRecord, usize)>,
+    items: &mut Vec<(SyslogMessage<'static>, usize)>,
     cost: &mut usize,
 ) {
     intake
@@ -73,6 +73,11 @@ fn take(
     let truncated = datagram.len() > max_line_bytes;
     let data = &datagram[..datagram.len().min(max_line_bytes)];
     let (r, c) = intake.parse(Transport::Udp, data, truncated);
+    // The receive buffer is reused for the next datagram: the stream owns host and app.
+    let r = SyslogMessage {
+        stream: r.stream.into_owned(),
+        entry: r.entry,
+    };
     if !items.is_empty() && *cost + c > intake.batch_bytes {
         intake.send_or_drop(Transport::Udp, std::mem::take(items));
         *cost = 0;
