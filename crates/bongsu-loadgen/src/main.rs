@@ -99,6 +99,9 @@ enum Cmd {
         /// One expression instead of the set (run as a range query only).
         #[arg(long)]
         expr: Option<String>,
+        /// Also print the N slowest queries (median over the rounds), slowest first.
+        #[arg(long, default_value_t = 0)]
+        slowest: usize,
     },
     /// Run the query set against two APIs and compare the answers.
     Diff {
@@ -113,6 +116,26 @@ enum Cmd {
         #[arg(long, default_value = "60s")]
         step: String,
     },
+}
+
+/// The `n` queries with the highest median time over the rounds, slowest first.
+fn slowest_queries(
+    per_query: Vec<Vec<Duration>>,
+    queries: &[Query],
+    n: usize,
+) -> Vec<(Duration, &Query)> {
+    let mut medians: Vec<(Duration, &Query)> = per_query
+        .into_iter()
+        .zip(queries)
+        .filter(|(t, _)| !t.is_empty())
+        .map(|(mut t, q)| {
+            t.sort();
+            (t[t.len() / 2], q)
+        })
+        .collect();
+    medians.sort_by(|a, b| b.0.cmp(&a.0));
+    medians.truncate(n);
+    medians
 }
 
 fn parse_duration_ms(s: &str) -> Result<i64> {
@@ -258,6 +281,7 @@ fn main() -> Result<()> {
             step,
             rounds,
             expr,
+            slowest,
         } => {
             let (start, end) = r.range()?;
             let step = parse_duration_ms(&step)?;
@@ -286,14 +310,17 @@ fn main() -> Result<()> {
                 }
             }
             let mut times = Vec::new();
+            let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); queries.len()];
             let mut errors = 0;
             let mut points = 0usize;
             rt.block_on(async {
                 for _ in 0..rounds.max(1) {
-                    for q in &queries {
+                    for (i, q) in queries.iter().enumerate() {
                         let t = Instant::now();
                         let ans = run_query(&http, &url, q).await;
-                        times.push(t.elapsed());
+                        let took = t.elapsed();
+                        times.push(took);
+                        per_query[i].push(took);
                         match ans {
                             Ok(a) if a["status"] == "success" => {
                                 points += a["data"]["result"].as_array().map_or(1, |s| s.len());
@@ -318,6 +345,13 @@ fn main() -> Result<()> {
                 percentile(&times, 0.99).as_secs_f64() * 1e3,
                 times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
             );
+            for (median, q) in slowest_queries(per_query, &queries, slowest) {
+                let (kind, expr) = match q {
+                    Query::Instant { expr, .. } => ("instant", expr),
+                    Query::Range { expr, .. } => ("range", expr),
+                };
+                println!("slow {:9.2} ms {kind:7} {expr}", median.as_secs_f64() * 1e3);
+            }
         }
         Cmd::Diff {
             r,

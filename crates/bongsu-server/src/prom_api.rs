@@ -573,8 +573,30 @@ async fn series(State(state): State<AppState>, req: Request) -> ApiResult {
     Ok(success(Json::Array(all.iter().map(labels_json).collect())))
 }
 
+/// Label names (`name` None) or values of every series in the `start`/`end` range, read
+/// from the store's indexes without visiting series (when no `match[]` narrows them).
+async fn index_strings(
+    state: &AppState,
+    p: &Params,
+    name: Option<String>,
+) -> Result<Vec<String>, PromError> {
+    let store = store(state)?;
+    let start = time_param(p, "start", MIN_TIME_MS)?;
+    let end = time_param(p, "end", MAX_TIME_MS)?;
+    tokio::task::spawn_blocking(move || match name {
+        None => store.tsdb.label_names(&[], start, end),
+        Some(n) => store.tsdb.label_values(&n, &[], start, end),
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(tsdb_error)
+}
+
 async fn labels(State(state): State<AppState>, req: Request) -> ApiResult {
     let p = Params::from_request(req).await?;
+    if p.all("match[]").is_empty() {
+        return Ok(success(json!(index_strings(&state, &p, None).await?)));
+    }
     let all = matched_series(&state, &p, false).await?;
     let names: BTreeSet<&str> = all
         .iter()
@@ -599,6 +621,9 @@ async fn label_values(
         return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
     }
     let p = Params::from_request(req).await?;
+    if p.all("match[]").is_empty() {
+        return Ok(success(json!(index_strings(&state, &p, Some(name)).await?)));
+    }
     let all = matched_series(&state, &p, false).await?;
     let values: BTreeSet<&str> = all.iter().filter_map(|l| l.get(&name)).collect();
     Ok(success(json!(values)))
