@@ -9,8 +9,8 @@
 #      the clock starts); samples/s accepted, and seconds until every sample is queryable;
 #   3. RSS after ingest, per active series;
 #   4. bytes per sample on disk, index included, after each system's own compaction
-#      (Prometheus: a snapshot, which writes the head as a block; VictoriaMetrics: force
-#      merge; bongsu: its tsdb directory after the server's compactor ran);
+#      (Prometheus and bongsu: a snapshot, which writes the head as a block; VictoriaMetrics:
+#      force merge), and the part of it that is index;
 #   5. query latency p50/p99 of the dashboard and alert query set (63 queries, instant and
 #      range over the hour at a 60 s step, 3 rounds);
 #   6. a 6-month, 1-hour-step query of one series over backfilled history (one host, 4
@@ -129,29 +129,28 @@ stop_system() {
     wait "$PID" 2>/dev/null || true
 }
 
-# Bytes on disk of a system's store after its own compaction.
+# Bytes on disk of a system's store after its own compaction, then the part of them that
+# is index (series, labels, postings): "total index".
 disk_bytes() { # name, data dir
+    local snap
     case "$1" in
     bongsu)
-        # The tsdb's blocks hold the samples once cut (the head is in memory until its
-        # 2-hour block is complete); the stream is the log they came through, kept for
-        # stream.retention_ms and reported apart.
-        if [ -n "$(find "$2/tsdb" -name index -path '*blocks*' 2>/dev/null | head -1)" ]; then
-            du -sb "$2/tsdb" | cut -f1
-        else
-            echo 0
-        fi
+        # Like Prometheus: a snapshot writes the head's samples as a block (encoded as the
+        # cut and the compactor encode them) beside hard links to the blocks already cut.
+        # The stream is the log the samples came through, kept for stream.retention_ms and
+        # reported apart.
+        snap="$(curl -fsS -XPOST -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/admin/tsdb/snapshot" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')"
+        echo "$(du -sb "$2/tsdb/snapshots/$snap" | cut -f1) $(find "$2/tsdb/snapshots/$snap" -name index -print0 | du -cb --files0-from=- | tail -1 | cut -f1)"
         ;;
     prometheus)
-        local snap
         snap="$(curl -fsS -XPOST "$BASE/api/v1/admin/tsdb/snapshot" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')"
-        du -sb "$2/snapshots/$snap" | cut -f1
+        echo "$(du -sb "$2/snapshots/$snap" | cut -f1) $(find "$2/snapshots/$snap" -name index -print0 | du -cb --files0-from=- | tail -1 | cut -f1)"
         ;;
     vm)
         curl -fsS "$BASE/internal/force_flush" >/dev/null
         curl -fsS "$BASE/internal/force_merge" >/dev/null
         sleep 5
-        du -sb "$2/data" "$2/indexdb" | awk '{s += $1} END {print s}'
+        echo "$(du -sb "$2/data" "$2/indexdb" | awk '{s += $1} END {print s}') $(du -sb "$2/indexdb" | cut -f1)"
         ;;
     esac
 }
@@ -184,12 +183,9 @@ run_system() {
     R[$name,p50]="$(echo "$out" | field p50_ms)"; R[$name,p99]="$(echo "$out" | field p99_ms)"
     R[$name,qerr]="$(echo "$out" | field errors)"
 
-    if [ "$name" = bongsu ]; then
-        # Let the compactor take what it can (it runs every minute).
-        sleep 65
-    fi
     local bytes; bytes="$(disk_bytes "$name" "$data")"
-    R[$name,bps]="$(awk -v b="$bytes" -v s="$samples" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
+    R[$name,bps]="$(awk -v b="${bytes% *}" -v s="$samples" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
+    R[$name,index_bps]="$(awk -v b="${bytes#* }" -v s="$samples" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
     if [ "$name" = bongsu ]; then
         R[$name,stream_bps]="$(du -sb "$data/stream" 2>/dev/null | awk -v s="$samples" '{printf "%.3f", $1 / s}')"
     fi
@@ -202,7 +198,7 @@ run_system() {
         --expr 'rate(node_cpu_seconds_total{cpu="0",mode="idle"}[1h])')"
     log "$out"
     local hbytes; hbytes="$(disk_bytes "$name" "$data")"
-    R[$name,hist_bps]="$(awk -v b="$hbytes" -v s="$HIST_SAMPLES" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
+    R[$name,hist_bps]="$(awk -v b="${hbytes% *}" -v s="$HIST_SAMPLES" 'BEGIN { if (b > 0) printf "%.3f", b / s; else print "n/a" }')"
     if [ "$(echo "$out" | field errors)" = 0 ]; then
         R[$name,hist]="$(echo "$out" | field p50_ms)"
     else
@@ -244,6 +240,7 @@ row() { # label, key
 row "ingest samples/s (accepted)" rate
 row "seconds until all queryable" visible
 row "bytes/sample on disk (store)" bps
+row "  of which index" index_bps
 row "bytes/sample of the stream (log)" stream_bps
 row "idle RSS MiB" idle
 row "RSS MiB, 103k-series head" rss

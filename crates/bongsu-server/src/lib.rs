@@ -42,6 +42,7 @@ mod server;
 mod state;
 mod stream;
 mod syslog;
+mod tsdb_admin;
 mod tsdb_consumer;
 
 pub use agents::recover_agents;

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::prom_api::router(&state))
         .merge(crate::loki_api::router().route_layer(scoped(Scope::Read)))
         .merge(crate::agents::routes(&state))
+        .merge(crate::tsdb_admin::routes(&state))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), track))
