@@ -195,7 +195,10 @@ mod tests {
     }
 
     fn assert_close(got: f64, want: f64) {
-        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} != {want}");
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "{got} != {want}"
+        );
     }
 
     #[test]
