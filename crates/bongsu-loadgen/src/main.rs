@@ -133,7 +133,7 @@ fn slowest_queries(
             (t[t.len() / 2], q)
         })
         .collect();
-    medians.sort_by(|a, b| b.0.cmp(&a.0));
+    medians.sort_by_key(|b| std::cmp::Reverse(b.0));
     medians.truncate(n);
     medians
 }
