@@ -6,12 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: glibc's per-thread arenas kept memory freed after
-/// an ingest burst (a 103k-series head measured 7.8 KB of RSS per series with glibc's defaults,
-/// 3.1 KB with two arenas), and allocation-heavy paths (syslog label sets) spend less time in it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// bongsu: self-hosted monitoring and log management in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "bongsu", version)]
