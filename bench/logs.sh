@@ -116,7 +116,7 @@ if [[ "$have_server" == 1 ]]; then
         done
         t1=$(date +%s.%N)
         c1=$(server_cpu)
-        printf '%.0fk|%.2f|%s' "$(echo "$e2e_lines / ($t1 - $t0) / 1000" | bc -l)" \
+        printf '%.0fk|%.2f|%s\n' "$(echo "$e2e_lines / ($t1 - $t0) / 1000" | bc -l)" \
             "$(echo "($c1 - $c0) / $(getconf CLK_TCK) / ($e2e_lines / 1000000)" | bc -l)" "${out#bongsu-loggen: }"
     }
     if [[ -z "$addr" || -z "$syslog_addr" ]]; then
