@@ -13,10 +13,10 @@
 use std::sync::OnceLock;
 
 use bongsu_model::{LogStream, LogsRecord};
-use bongsu_stream::{Record, Stream};
+use bongsu_stream::Stream;
 
 use crate::ingest::LOGS_TOPIC;
-use crate::metrics_partition::partition_of;
+use crate::metrics_partition::{append_parts_to, partition_of, topic_partitions};
 
 /// Splits `streams` into one record per partition that has streams, in partition order; each
 /// part also carries the positions (in `streams`) of its streams.
@@ -62,11 +62,7 @@ pub(crate) async fn logs_partitions(
     stream: &dyn Stream,
     cache: &OnceLock<u32>,
 ) -> bongsu_stream::Result<u32> {
-    if let Some(n) = cache.get() {
-        return Ok(*n);
-    }
-    let desc = stream.describe_topic(LOGS_TOPIC).await?;
-    Ok(*cache.get_or_init(|| desc.partitions.len().max(1) as u32))
+    topic_partitions(stream, LOGS_TOPIC, cache).await
 }
 
 /// Appends the parts (from [`encode_by_partition`]) to their partitions concurrently and waits
@@ -76,15 +72,7 @@ pub(crate) async fn append_parts(
     parts: Vec<(u32, Vec<u8>)>,
     now_ms: i64,
 ) -> bongsu_stream::Result<()> {
-    let appends = parts.into_iter().map(|(p, value)| async move {
-        stream
-            .append(LOGS_TOPIC, Some(p), vec![Record::new(value, now_ms)])
-            .await
-    });
-    for r in futures::future::join_all(appends).await {
-        r?;
-    }
-    Ok(())
+    append_parts_to(stream, LOGS_TOPIC, parts, now_ms).await
 }
 
 #[cfg(test)]

@@ -136,10 +136,19 @@ pub(crate) async fn metrics_partitions(
     stream: &dyn Stream,
     cache: &OnceLock<u32>,
 ) -> bongsu_stream::Result<u32> {
+    topic_partitions(stream, METRICS_TOPIC, cache).await
+}
+
+/// The number of partitions of `topic`, described once and kept in `cache`.
+pub(crate) async fn topic_partitions(
+    stream: &dyn Stream,
+    topic: &str,
+    cache: &OnceLock<u32>,
+) -> bongsu_stream::Result<u32> {
     if let Some(n) = cache.get() {
         return Ok(*n);
     }
-    let desc = stream.describe_topic(METRICS_TOPIC).await?;
+    let desc = stream.describe_topic(topic).await?;
     Ok(*cache.get_or_init(|| desc.partitions.len().max(1) as u32))
 }
 
@@ -150,13 +159,23 @@ pub(crate) async fn append_parts(
     parts: Vec<(u32, Vec<u8>)>,
     now_ms: i64,
 ) -> bongsu_stream::Result<()> {
+    append_parts_to(stream, METRICS_TOPIC, parts, now_ms).await
+}
+
+/// Appends `(partition, record value)` parts to `topic` concurrently and waits until every one
+/// is acknowledged; the first error, if any, is returned.
+pub(crate) async fn append_parts_to(
+    stream: &dyn Stream,
+    topic: &str,
+    parts: Vec<(u32, Vec<u8>)>,
+    now_ms: i64,
+) -> bongsu_stream::Result<()> {
     let appends = parts.into_iter().map(|(p, value)| async move {
         stream
-            .append(METRICS_TOPIC, Some(p), vec![Record::new(value, now_ms)])
+            .append(topic, Some(p), vec![Record::new(value, now_ms)])
             .await
     });
-    let results = futures::future::join_all(appends).await;
-    for r in results {
+    for r in futures::future::join_all(appends).await {
         r?;
     }
     Ok(())
