@@ -19,9 +19,15 @@ pub(crate) struct Bloom {
 }
 
 impl Bloom {
-    /// A filter sized for `distinct` tokens, holding all of them.
+    /// A filter sized for `hashes.len()` tokens (distinct), holding all of them.
+    #[cfg(test)]
     pub(crate) fn build(hashes: &[u64]) -> Self {
-        let want = (hashes.len().max(1) * BITS_PER_TOKEN).max(64);
+        Self::build_from(hashes.len(), hashes.iter().copied())
+    }
+
+    /// A filter sized for `distinct` tokens, holding every hash of `hashes`.
+    pub(crate) fn build_from(distinct: usize, hashes: impl Iterator<Item = u64>) -> Self {
+        let want = (distinct.max(1) * BITS_PER_TOKEN).max(64);
         let mut log2_bits = 6u8;
         while (1usize << log2_bits) < want && log2_bits < MAX_LOG2_BITS {
             log2_bits += 1;
@@ -31,7 +37,7 @@ impl Bloom {
             log2_bits,
             bits: vec![0; (1usize << log2_bits) / 64],
         };
-        for &h in hashes {
+        for h in hashes {
             b.insert(h);
         }
         b

@@ -5,6 +5,7 @@
 use bongsu_model::{Label, LogEntry};
 
 use crate::bloom::Bloom;
+use crate::hashset::HashSet64;
 use crate::ngrams::GramFilter;
 use crate::tokens;
 
@@ -117,11 +118,9 @@ pub(crate) fn encode_with_level(entries: &[LogEntry], level: i32) -> EncodedChun
         raw.push(b'\n');
     }
     // Token filter over the line text (structured metadata is not indexed).
-    let mut hashes = Vec::with_capacity(entries.len() * 8);
-    tokens::for_each_token(&raw[text_start..], |h| hashes.push(h));
-    hashes.sort_unstable();
-    hashes.dedup();
-    let filter = Bloom::build(&hashes);
+    let mut tokens = HashSet64::with_capacity(entries.len() * 4);
+    tokens::for_each_token(&raw[text_start..], |h| tokens.insert(h));
+    let filter = Bloom::build_from(tokens.len(), tokens.iter());
     let grams = Some(GramFilter::build(&raw[text_start..]));
 
     // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be

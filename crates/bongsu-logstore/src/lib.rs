@@ -19,6 +19,7 @@ mod checkpoint;
 mod chunk;
 mod compact;
 mod error;
+mod hashset;
 mod literals;
 mod logql;
 mod ngrams;

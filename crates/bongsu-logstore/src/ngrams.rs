@@ -18,7 +18,8 @@
 //! `n_bits: u32`, then `ceil(n_bits / 64)` u64 words; bit `i` is bit `i % 64` of word `i / 64`.
 //! Probe `j` (0..k) of gram hash `h` is bit `((lo32(h) + j × hi32(h)) mod 2^32) × n_bits >> 32`.
 
-use crate::tokens::is_term_byte;
+use crate::hashset::HashSet64;
+use crate::tokens::{is_term_byte, load8};
 
 /// Bytes per gram.
 pub(crate) const GRAM_LEN: usize = 6;
@@ -34,13 +35,21 @@ const K1: u64 = 0x9e37_79b9_7f4a_7c15;
 const K2: u64 = 0xff51_afd7_ed55_8ccd;
 const LOWER: u64 = 0x2020_2020_2020_2020;
 
-/// The hash of the gram starting at `b[0]` (`b` holds at least [`GRAM_LEN`] bytes).
+/// The hash of the gram starting at `text[at]` (`text` holds at least [`GRAM_LEN`] bytes
+/// from there). Read with one 8-byte load where the buffer allows (see
+/// [`crate::tokens::token_hash_at`]).
 #[inline]
-fn gram_hash(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a[..GRAM_LEN].copy_from_slice(&b[..GRAM_LEN]);
+fn gram_hash(text: &[u8], at: usize) -> u64 {
     let mask = u64::MAX >> (8 * (8 - GRAM_LEN));
-    let w = (u64::from_le_bytes(a) | LOWER) & mask;
+    let raw = if at + 8 <= text.len() {
+        load8(text, at)
+    } else {
+        text[at..at + GRAM_LEN]
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+    };
+    let w = (raw | LOWER) & mask;
     let mut h = w.wrapping_mul(K1);
     h ^= h >> 32;
     h = h.wrapping_mul(K2);
@@ -65,7 +74,7 @@ pub(crate) fn for_each_winnowed_gram(text: &[u8], mut f: impl FnMut(u64)) {
             continue;
         }
         hashes.clear();
-        hashes.extend((s..=i - GRAM_LEN).map(|p| gram_hash(&text[p..])));
+        hashes.extend((s..=i - GRAM_LEN).map(|p| gram_hash(text, p)));
         let mut last = None;
         for w in hashes.windows(WINDOW) {
             let m = w.iter().copied().min().unwrap_or_default();
@@ -99,21 +108,20 @@ pub(crate) struct GramFilter {
 impl GramFilter {
     /// A filter over the winnowed grams of `text`.
     pub(crate) fn build(text: &[u8]) -> Self {
-        let mut hashes = Vec::with_capacity(text.len() / 16);
-        for_each_winnowed_gram(text, |h| hashes.push(h));
-        hashes.sort_unstable();
-        hashes.dedup();
-        Self::from_hashes(&hashes)
+        let mut set = HashSet64::with_capacity(text.len() / 32);
+        for_each_winnowed_gram(text, |h| set.insert(h));
+        Self::from_hashes(set.len(), set.iter())
     }
 
-    pub(crate) fn from_hashes(distinct: &[u64]) -> Self {
-        let n_bits = (distinct.len() * BITS_PER_GRAM).clamp(64, MAX_BITS as usize) as u32;
+    /// A filter sized for `distinct` grams, holding every hash of `hashes`.
+    pub(crate) fn from_hashes(distinct: usize, hashes: impl Iterator<Item = u64>) -> Self {
+        let n_bits = (distinct * BITS_PER_GRAM).clamp(64, MAX_BITS as usize) as u32;
         let mut f = Self {
             k: PROBES,
             n_bits,
             bits: vec![0; (n_bits as usize).div_ceil(64)],
         };
-        for &h in distinct {
+        for h in hashes {
             for j in 0..u64::from(f.k) {
                 let p = f.pos(h, j);
                 f.bits[p / 64] |= 1 << (p % 64);
