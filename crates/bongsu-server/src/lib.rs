@@ -26,6 +26,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod idle;
 mod ingest;
 mod logs_config;
 mod logs_consumer;

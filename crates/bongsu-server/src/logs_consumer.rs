@@ -24,6 +24,7 @@ use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicParti
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::idle;
 use crate::ingest::LOGS_TOPIC;
 use crate::logs_config::LogsSettings;
 use crate::metrics::{CounterVec, MetricKind, MetricsSource, MetricsWriter};
@@ -396,43 +397,52 @@ async fn maintain_loop(logs: Arc<Logs>, stream: Arc<dyn Stream>, mut stop: watch
 }
 
 /// Compacts sealed segments step by step until nothing is left to merge or the server stops.
-/// Each step plans under the shared lock, merges and recompresses with no lock held (queries
-/// and appends go on), and installs the result under the exclusive lock.
+/// Each step plans under the shared lock, merges and recompresses with no lock held on a thread
+/// at the idle scheduling policy (it only uses CPU time ingest leaves over; queries and appends
+/// go on), and installs the result under the exclusive lock. At shutdown a step in progress is
+/// abandoned: its unfinished file is an orphan the next open deletes.
 async fn compact(logs: &Logs, stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
     while !*stop.borrow() {
         let store = logs.store.clone();
-        let step = blocking(
-            move || -> bongsu_logstore::Result<Option<(bool, StoreStats)>> {
-                let plan = read_lock(&store).plan_compaction()?;
-                let Some(plan) = plan else {
-                    return Ok(None);
-                };
-                let done = plan.run()?;
-                let mut s = write_lock(&store);
-                let installed = s.install_compaction(done)?;
-                Ok(Some((installed, s.stats())))
-            },
-        )
+        let plan = match blocking(move || read_lock(&store).plan_compaction()).await {
+            Ok(Ok(Some(plan))) => plan,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => return compaction_failed(logs, &e),
+            Err(e) => return compaction_failed(logs, &e),
+        };
+        let done = tokio::select! {
+            done = idle::run_idle("bongsu-logs-compact", move || plan.run()) => done,
+            _ = stop.changed() => return,
+        };
+        let done = match done {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return compaction_failed(logs, &e),
+            Err(e) => return compaction_failed(logs, &e),
+        };
+        let store = logs.store.clone();
+        let step = blocking(move || {
+            let mut s = write_lock(&store);
+            s.install_compaction(done)
+                .map(|installed| (installed, s.stats()))
+        })
         .await;
         match step {
-            Ok(Ok(Some((installed, stats)))) => {
+            Ok(Ok((installed, stats))) => {
                 if installed {
                     logs.metrics.compactions.fetch_add(1, Ordering::Relaxed);
                 }
                 logs.metrics.set_stats(&stats);
             }
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                logs.metrics.maintain_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "log store compaction failed: retrying at the next interval");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "log store compaction task failed");
-                return;
-            }
+            Ok(Err(e)) => return compaction_failed(logs, &e),
+            Err(e) => return compaction_failed(logs, &e),
         }
     }
+}
+
+fn compaction_failed(logs: &Logs, e: &dyn std::fmt::Display) {
+    logs.metrics.maintain_errors.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(error = %e, "log store compaction failed: retrying at the next interval");
 }
 
 /// Commits the consumed positions for group `logs` (standalone: no member, generation 0).
