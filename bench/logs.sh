@@ -13,6 +13,7 @@
 #   SIZE     raw bytes to generate, e.g. 10G (default), 2G; --quick means 1G
 #   REPEATS  repeats per query, medians reported (default 3)
 #   E2E_LINES lines per end-to-end run (default 1000000)
+#   E2E_CONNECTIONS senders at once in the end-to-end rows, besides one (default 4)
 # Needs SIZE + ~20 % free in $BENCH_DIR (default: a temp dir under $TMPDIR); deletes it at the end.
 # Every step is bounded in time; everything started is stopped on exit.
 set -euo pipefail
@@ -82,6 +83,7 @@ rg_row "$(nproc) threads, rare token" rg -F -c "$PRESENT" "$dir/raw"
 # CPU (user + system from /proc/PID/stat) per million lines alongside, steadier than wall time
 # on a shared machine.
 e2e_lines="${E2E_LINES:-1000000}"
+e2e_conns="${E2E_CONNECTIONS:-4}"
 if [[ "$have_server" == 1 ]]; then
     data="$dir/server"
     mkdir -p "$data"
@@ -122,10 +124,14 @@ if [[ "$have_server" == 1 ]]; then
     if [[ -z "$addr" || -z "$syslog_addr" ]]; then
         echo "| end to end | server did not start: $(tail -3 "$dir/server.log" | tr '\n' ' ') | |"
     else
-        IFS='|' read -r rate cpu sent < <(e2e env BONGSU_TOKEN="$token" ./target/release/bongsu-loggen --lines "$e2e_lines" loki "$addr" --batch 1M)
-        echo "| ingest end to end, Loki push (JSON, 1 MB batches, one connection, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
-        IFS='|' read -r rate cpu sent < <(e2e ./target/release/bongsu-loggen --seed 2 --lines "$e2e_lines" syslog "$syslog_addr")
-        echo "| ingest end to end, syslog TCP (RFC 5424, octet counting, one connection, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
+        for conns in 1 "$e2e_conns"; do
+            what="one connection"
+            [[ "$conns" != 1 ]] && what="$conns connections"
+            IFS='|' read -r rate cpu sent < <(e2e env BONGSU_TOKEN="$token" ./target/release/bongsu-loggen --connections "$conns" --lines "$e2e_lines" loki "$addr" --batch 1M)
+            echo "| ingest end to end, Loki push (JSON, 1 MB batches, $what, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
+            IFS='|' read -r rate cpu sent < <(e2e ./target/release/bongsu-loggen --connections "$conns" --seed 2 --lines "$e2e_lines" syslog "$syslog_addr")
+            echo "| ingest end to end, syslog TCP (RFC 5424, octet counting, $what, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
+        done
     fi
 else
     echo "| ingest end to end | not measured: no release build of \`bongsu\` in target/ | ≥ 300k lines/s |"

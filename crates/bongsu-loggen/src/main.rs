@@ -5,7 +5,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bongsu_loggen::{parse_size, Config, FileSink, Generator, Line, LokiSender, SyslogSender};
+use bongsu_loggen::{
+    parse_size, Config, FileSink, Generator, Line, LokiSender, Stream, SyslogSender,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,6 +28,10 @@ struct Args {
     /// ... or a number of lines.
     #[arg(long, global = true)]
     lines: Option<u64>,
+    /// Senders (`syslog`, `loki`): this many connections at once, each on its own thread, a
+    /// stream's lines all on one of them (stream number modulo connections).
+    #[arg(long, default_value_t = 1, global = true)]
+    connections: usize,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -48,6 +54,68 @@ enum Cmd {
         #[arg(long, default_value = "1M")]
         batch: String,
     },
+}
+
+/// Lines handed to a sender thread at a time.
+const HANDOFF_LINES: usize = 1024;
+
+/// Generates every line on this thread and sends them over `n` connections, each driven by
+/// its own thread: `open(i)` connects sender `i` and returns its send function, which gets
+/// batches of lines and, at the end, one empty batch (flush what is pending) — except with one
+/// connection, where everything runs on this thread (no handoff).
+fn fan_out<S>(
+    n: usize,
+    streams: &[Stream],
+    g: &mut Generator,
+    line: &mut Line,
+    next: &mut impl FnMut(&mut Generator, &mut Line) -> bool,
+    open: impl Fn(usize) -> Result<S>,
+) -> Result<()>
+where
+    S: FnMut(&[Stream], &[Line]) -> Result<()> + Send + 'static,
+{
+    if n == 1 {
+        let mut send = open(0)?;
+        while next(g, line) {
+            send(streams, std::slice::from_ref(line))?;
+        }
+        return send(streams, &[]);
+    }
+    let mut txs = Vec::with_capacity(n);
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut send = open(i)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Line>>(8);
+        let streams = streams.to_vec();
+        threads.push(std::thread::spawn(move || -> Result<()> {
+            for batch in rx {
+                send(&streams, &batch)?;
+            }
+            send(&streams, &[])
+        }));
+        txs.push(tx);
+    }
+    let mut pending: Vec<Vec<Line>> = vec![Vec::with_capacity(HANDOFF_LINES); n];
+    let mut failed = false;
+    while !failed && next(g, line) {
+        let c = line.stream % n;
+        pending[c].push(line.clone());
+        if pending[c].len() >= HANDOFF_LINES {
+            let full = std::mem::replace(&mut pending[c], Vec::with_capacity(HANDOFF_LINES));
+            // A closed channel means that sender failed: its error is reported below.
+            failed = txs[c].send(full).is_err();
+        }
+    }
+    for (tx, rest) in txs.into_iter().zip(pending) {
+        if !rest.is_empty() {
+            let _ = tx.send(rest);
+        }
+    }
+    for t in threads {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("a sender thread panicked"))??;
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -96,19 +164,36 @@ fn main() -> Result<()> {
             let _ = out.flush();
         }
         Cmd::Syslog { addr } => {
-            let mut tx = SyslogSender::connect(&addr)?;
-            while next(&mut g, &mut line) {
-                tx.send(&streams[line.stream], &line)?;
-            }
-            tx.flush()?;
+            let n_conn = args.connections.max(1);
+            fan_out(n_conn, &streams, &mut g, &mut line, &mut next, |_| {
+                let mut tx = SyslogSender::connect(&addr)?;
+                Ok(move |streams: &[Stream], lines: &[Line]| -> Result<()> {
+                    if lines.is_empty() {
+                        return Ok(tx.flush()?);
+                    }
+                    for l in lines {
+                        tx.send(&streams[l.stream], l)?;
+                    }
+                    Ok(())
+                })
+            })?;
         }
         Cmd::Loki { addr, token, batch } => {
             let batch = usize::try_from(parse_size(&batch)?).context("batch size")?;
-            let mut tx = LokiSender::connect(&addr, streams.len(), token, batch)?;
-            while next(&mut g, &mut line) {
-                tx.send(&streams, &line)?;
-            }
-            tx.flush(&streams)?;
+            let n_conn = args.connections.max(1);
+            let n_streams = streams.len();
+            fan_out(n_conn, &streams, &mut g, &mut line, &mut next, |_| {
+                let mut tx = LokiSender::connect(&addr, n_streams, token.clone(), batch)?;
+                Ok(move |streams: &[Stream], lines: &[Line]| -> Result<()> {
+                    if lines.is_empty() {
+                        return Ok(tx.flush(streams)?);
+                    }
+                    for l in lines {
+                        tx.send(streams, l)?;
+                    }
+                    Ok(())
+                })
+            })?;
         }
     }
     let secs = started.elapsed().as_secs_f64();
