@@ -1,11 +1,11 @@
 //! Compaction: off the ingest path, a stream's small chunks are merged into large ones and
 //! recompressed at a higher zstd level.
 //!
-//! Ingest compresses 1 MiB chunks at zstd level 3 to keep appends fast. Compaction takes the
-//! oldest segments not yet compacted (up to [`GROUP_TEXT_BYTES`] of line text, at least one),
-//! merges each stream's chunks of them in time order into chunks of [`CHUNK_TEXT_BYTES`] of
-//! text, compresses those at level [`LEVEL`] (with their token and substring filters rebuilt),
-//! and writes one compacted segment in place of the inputs.
+//! Ingest compresses 1 MiB chunks at zstd level 1, token filter only, to keep appends fast.
+//! Compaction takes the oldest segments not yet compacted (up to [`GROUP_TEXT_BYTES`] of line
+//! text, at least one), merges each stream's chunks of them in time order into chunks of
+//! [`CHUNK_TEXT_BYTES`] of text, compresses those at level [`LEVEL`] (token filters rebuilt,
+//! substring filters built), and writes one compacted segment in place of the inputs.
 //!
 //! It runs in three steps so a server can do the heavy middle one without holding the store's
 //! lock: [`LogStore::plan_compaction`] (`&self`, cheap), [`CompactionPlan::run`] (reads the
@@ -278,7 +278,7 @@ impl CompactionPlan {
                     text += entries[end].line.len();
                     end += 1;
                 }
-                let mut enc = chunk::encode_with_level(&entries[start..end], LEVEL);
+                let mut enc = chunk::encode_with_level(&entries[start..end], LEVEL, true);
                 enc.meta.offsets = offsets.iter().map(|(&p, &o)| (p, o)).collect();
                 out.push((labels.clone(), enc));
                 start = end;
