@@ -17,7 +17,6 @@ mod framing;
 mod labels;
 mod limits;
 mod loki;
-mod metrics_record;
 mod remote_write;
 mod remote_write_view;
 mod syslog;
@@ -28,7 +27,6 @@ pub use framing::{Frame, FramerStats, SyslogFramer};
 pub use limits::Limits;
 pub use loki::proto as logproto;
 pub use loki::{decode_loki_json, decode_loki_protobuf, decode_loki_push, parse_stream_selector};
-pub use metrics_record::{MetadataRef, MetricsRecordView, MetricsRecordWriter, SeriesView};
 pub use remote_write::proto as prompb;
 pub use remote_write::{
     classify_remote_write, decode_remote_write, decode_write_request, RemoteWrite,

@@ -7,13 +7,12 @@
 //! bytes: protobuf groups (wire types 3 and 4, unused by any remote_write sender) are
 //! refused as malformed, and the malformed detail text differs.
 
-use bongsu_model::{MetricKind, Sample};
+use bongsu_model::{MetadataRef, MetricKind, Sample};
 
 use crate::compression;
 use crate::error::{Error, Result};
 use crate::labels::{is_valid_label_name, is_valid_metric_name};
 use crate::limits::{Limits, KEY_LABELS, KEY_LABEL_NAME, KEY_LABEL_VALUE, KEY_SAMPLES};
-use crate::metrics_record::MetadataRef;
 
 /// Checks the body size and decompresses a snappy remote_write body within the limits.
 pub fn decompress_remote_write(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {

@@ -12,8 +12,8 @@
 
 use std::sync::OnceLock;
 
-use bongsu_ingest::{MetricsRecordWriter, WriteRequestView};
-use bongsu_model::{Labels, MetricsRecord};
+use bongsu_ingest::WriteRequestView;
+use bongsu_model::{Labels, MetricsRecord, MetricsRecordWriter};
 use bongsu_stream::{Record, Stream};
 
 use crate::ingest::METRICS_TOPIC;

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bongsu_ingest::{MetricsRecordView, WriteRequestView};
-use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Sample};
+use bongsu_ingest::WriteRequestView;
+use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, MetricsRecordView, Sample};
 use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
 use bongsu_tsdb::{Compactor, Options, SeriesRef, Tsdb};
 use tokio::sync::watch;
