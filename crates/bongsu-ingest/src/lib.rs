@@ -33,7 +33,8 @@ pub use remote_write::{
     RemoteWriteVersion, PROTO_V1, PROTO_V2,
 };
 pub use remote_write_view::{
-    decode_write_request_view, decompress_remote_write, WriteRequestView, WriteSeries,
+    decode_write_request_view, decompress_remote_write, decompress_remote_write_into,
+    WriteRequestView, WriteSeries,
 };
 pub use syslog::{
     facility_name, parse_syslog, parse_syslog_message, severity_name, syslog_batch, SyslogMessage,

@@ -19,8 +19,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bongsu_ingest::{
-    classify_remote_write, decode_loki_push, decode_write_request_view, decompress_remote_write,
-    Limits,
+    classify_remote_write, decode_loki_push, decode_write_request_view,
+    decompress_remote_write_into, Limits,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -71,6 +71,44 @@ pub(crate) struct Receivers {
     metrics_partitions: std::sync::OnceLock<u32>,
     /// Partitions of the `logs` topic, described on the first Loki push.
     logs_partitions: std::sync::OnceLock<u32>,
+    /// Decompressed remote_write bodies' buffers, reused across requests.
+    raw_buffers: Arc<BufferPool>,
+}
+
+/// Most bytes of buffers [`BufferPool`] keeps between requests.
+const POOLED_BYTES: usize = 64 << 20;
+
+/// Buffers kept between requests, so that a steady stream of requests does not allocate
+/// (and fault in) a fresh buffer for each one. Keeps at most [`POOLED_BYTES`] in all; a
+/// buffer that does not fit is freed.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    /// The buffers and the sum of their capacities.
+    kept: std::sync::Mutex<(Vec<Vec<u8>>, usize)>,
+}
+
+impl BufferPool {
+    /// A buffer from the pool, or a new empty one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        match kept.0.pop() {
+            Some(b) => {
+                kept.1 -= b.capacity();
+                b
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Gives a buffer back for reuse.
+    pub(crate) fn give(&self, mut b: Vec<u8>) {
+        b.clear();
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.1 + b.capacity() <= POOLED_BYTES {
+            kept.1 += b.capacity();
+            kept.0.push(b);
+        }
+    }
 }
 
 impl Receivers {
@@ -91,6 +129,7 @@ impl Receivers {
             limits,
             metrics_partitions: std::sync::OnceLock::new(),
             logs_partitions: std::sync::OnceLock::new(),
+            raw_buffers: Arc::default(),
         }
     }
 
@@ -115,6 +154,7 @@ impl Receivers {
 /// `POST /api/v1/write`.
 pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) -> Response {
     let store = state.metrics_store().cloned();
+    let buffers = state.receivers().raw_buffers.clone();
     let check_headers = |headers: &HeaderMap| {
         classify_remote_write(
             header_str(headers, header::CONTENT_TYPE.as_str())?,
@@ -125,24 +165,38 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
         .map(drop)
     };
     let decode = move |(), body: Bytes, limits: Limits, partitions: u32| {
-        // Decoded in place: labels borrow the decompressed body, nothing per series is
-        // allocated for series the store already knows.
-        let raw = decompress_remote_write(&body, &limits).map_err(ingest_error)?;
-        let view = decode_write_request_view(&raw, &limits).map_err(ingest_error)?;
-        let n = view.sample_count();
-        // Each series' labels hashed once: its partition and its cardinality-cache key.
-        let hashes: Vec<u64> = view
-            .series()
-            .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
-            .collect();
-        // Cardinality limits are checked before anything of the request is appended.
-        crate::tsdb_consumer::check_cardinality_view(store.as_deref(), &view, &hashes)
-            .map_err(|e| (e, n))?;
-        // Each series to its own partition, so the store applies it in order.
-        let parts = crate::metrics_partition::encode_view_by_partition(&view, &hashes, partitions);
-        Ok((parts, n))
+        let mut raw = buffers.take();
+        let decoded = decompress_remote_write_into(&body, &limits, &mut raw)
+            .map_err(ingest_error)
+            .and_then(|()| encode_remote_write(&raw, &limits, store.as_deref(), partitions));
+        buffers.give(raw);
+        decoded
     };
     receive(state, Receiver::RemoteWrite, req, check_headers, decode).await
+}
+
+/// Decodes a decompressed remote_write body, checks it against the store's cardinality
+/// limits and encodes it as one `metrics` record per partition.
+fn encode_remote_write(
+    raw: &[u8],
+    limits: &Limits,
+    store: Option<&crate::tsdb_consumer::MetricsStore>,
+    partitions: u32,
+) -> Result<Parts, Failed> {
+    // Decoded in place: labels borrow the decompressed body, nothing per series is
+    // allocated for series the store already knows.
+    let view = decode_write_request_view(raw, limits).map_err(ingest_error)?;
+    let n = view.sample_count();
+    // Each series' labels hashed once: its partition and its cardinality-cache key.
+    let hashes: Vec<u64> = view
+        .series()
+        .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
+        .collect();
+    // Cardinality limits are checked before anything of the request is appended.
+    crate::tsdb_consumer::check_cardinality_view(store, &view, &hashes).map_err(|e| (e, n))?;
+    // Each series to its own partition, so the store applies it in order.
+    let parts = crate::metrics_partition::encode_view_by_partition(&view, &hashes, partitions);
+    Ok((parts, n))
 }
 
 /// `POST /loki/api/v1/push`.
@@ -404,5 +458,29 @@ fn append_error(e: bongsu_stream::Error, topic: &str) -> ApiError {
             ),
         ),
         e => ApiError::internal(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_pool_reuses_buffers_within_its_byte_budget() {
+        let pool = BufferPool::default();
+        let mut a = pool.take();
+        assert_eq!(a.capacity(), 0, "an empty pool hands out new buffers");
+        a.extend_from_slice(&[1; 1000]);
+        let cap = a.capacity();
+        pool.give(a);
+        let b = pool.take();
+        assert!(b.is_empty(), "a reused buffer comes back cleared");
+        assert_eq!(b.capacity(), cap, "the same allocation is handed out again");
+        assert_eq!(pool.take().capacity(), 0, "one buffer kept, one handed out");
+        // A buffer over the budget is freed, not kept.
+        pool.give(Vec::with_capacity(POOLED_BYTES + 1));
+        assert_eq!(pool.take().capacity(), 0);
+        pool.give(b);
+        assert_eq!(pool.kept.lock().unwrap().1, cap);
     }
 }

@@ -175,6 +175,14 @@ pub(crate) struct SymbolTable<'a> {
 }
 
 impl<'a> SymbolTable<'a> {
+    pub(crate) fn with_capacity(symbols: usize) -> Self {
+        Self {
+            index: HashMap::with_capacity_and_hasher(symbols, Xxh3DefaultBuilder),
+            symbols: Vec::with_capacity(symbols),
+            bytes: 0,
+        }
+    }
+
     pub(crate) fn intern(&mut self, s: &'a str) -> u32 {
         if let Some(&i) = self.index.get(s) {
             return i;
