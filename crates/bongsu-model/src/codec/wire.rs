@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::error::{RecordError, RecordResult};
 
@@ -164,11 +164,35 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Hashes a string key in one call of xxh3 (`str`'s `Hash` writes its bytes, then a 0xff
+/// terminator). The streaming `Xxh3Default` buffers every write and costs several times more
+/// on label-sized strings, which every series of every request interns.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StrHasher(u64);
+
+impl std::hash::Hasher for StrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64_with_seed(bytes, self.0);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.0 ^= u64::from(b);
+    }
+}
+
+type StrMap<'a> = HashMap<&'a str, u32, std::hash::BuildHasherDefault<StrHasher>>;
+
 /// Builds a record's symbol table while encoding: each distinct string gets one index, in
 /// order of first use.
 #[derive(Debug, Default)]
 pub(crate) struct SymbolTable<'a> {
-    index: HashMap<&'a str, u32, Xxh3DefaultBuilder>,
+    index: StrMap<'a>,
     symbols: Vec<&'a str>,
     /// Encoded size of the symbols so far, a capacity hint (length prefixes counted as 2).
     bytes: usize,
@@ -177,7 +201,7 @@ pub(crate) struct SymbolTable<'a> {
 impl<'a> SymbolTable<'a> {
     pub(crate) fn with_capacity(symbols: usize) -> Self {
         Self {
-            index: HashMap::with_capacity_and_hasher(symbols, Xxh3DefaultBuilder),
+            index: StrMap::with_capacity_and_hasher(symbols, Default::default()),
             symbols: Vec::with_capacity(symbols),
             bytes: 0,
         }
