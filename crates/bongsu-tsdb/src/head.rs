@@ -56,7 +56,8 @@ struct ClosedChunk {
 impl ClosedChunk {
     fn close(o: &XorChunk) -> Self {
         let (min_t, max_t) = (o.min_t(), o.max_t());
-        let samples: Vec<(i64, f64)> = o.iter().collect();
+        let mut samples = Vec::with_capacity(usize::from(o.count()));
+        samples.extend(o.iter());
         match crate::packed::pack(&samples) {
             Some(p) if p.len() < o.bytes().len() => Self {
                 bytes: p,
