@@ -3,8 +3,9 @@
 use bongsu_ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use bongsu_ingest::{
     decode_remote_write, decode_write_request_view, decompress_remote_write, parse_exposition,
-    parse_syslog, ExpositionFormat, Limits, MetricsRecordView, MetricsRecordWriter, SyslogFramer,
+    parse_syslog, ExpositionFormat, Limits, SyslogFramer,
 };
+use bongsu_model::{MetricsRecordView, MetricsRecordWriter};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 

@@ -18,8 +18,17 @@ pub(crate) fn check_body(body: &[u8], limits: &Limits) -> Result<()> {
 
 /// Decompresses a snappy block-format body, checking its declared length before allocating.
 pub(crate) fn snappy(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
-    let declared = snap::raw::decompress_len(body)
-        .map_err(|e| Error::malformed("snappy", format!("{e}: send a snappy block-format body")))?;
+    let mut out = Vec::new();
+    snappy_into(body, limits, &mut out)?;
+    Ok(out)
+}
+
+/// [`snappy`] into `out` (replacing its contents), reusing its allocation.
+pub(crate) fn snappy_into(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+    let bad = |e: snap::Error| {
+        Error::malformed("snappy", format!("{e}: send a snappy block-format body"))
+    };
+    let declared = snap::raw::decompress_len(body).map_err(bad)?;
     if declared > limits.max_decompressed_bytes {
         return Err(Error::DecompressedTooLarge {
             size: declared as u64,
@@ -27,9 +36,18 @@ pub(crate) fn snappy(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
             key: KEY_DECOMPRESSED,
         });
     }
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| Error::malformed("snappy", format!("{e}: send a snappy block-format body")))
+    out.clear();
+    out.resize(declared, 0);
+    match snap::raw::Decoder::new().decompress(body, out) {
+        Ok(n) => {
+            out.truncate(n);
+            Ok(())
+        }
+        Err(e) => {
+            out.clear();
+            Err(bad(e))
+        }
+    }
 }
 
 /// Decompresses a gzip body, reading at most one byte past the limit.

@@ -17,7 +17,6 @@ mod framing;
 mod labels;
 mod limits;
 mod loki;
-mod metrics_record;
 mod remote_write;
 mod remote_write_view;
 mod syslog;
@@ -28,14 +27,14 @@ pub use framing::{Frame, FramerStats, SyslogFramer};
 pub use limits::Limits;
 pub use loki::proto as logproto;
 pub use loki::{decode_loki_json, decode_loki_protobuf, decode_loki_push, parse_stream_selector};
-pub use metrics_record::{MetadataRef, MetricsRecordView, MetricsRecordWriter, SeriesView};
 pub use remote_write::proto as prompb;
 pub use remote_write::{
     classify_remote_write, decode_remote_write, decode_write_request, RemoteWrite,
     RemoteWriteVersion, PROTO_V1, PROTO_V2,
 };
 pub use remote_write_view::{
-    decode_write_request_view, decompress_remote_write, WriteRequestView, WriteSeries,
+    decode_write_request_view, decompress_remote_write, decompress_remote_write_into,
+    WriteRequestView, WriteSeries,
 };
 pub use syslog::{
     facility_name, parse_syslog, parse_syslog_message, severity_name, syslog_batch, SyslogMessage,

@@ -7,18 +7,25 @@
 //! bytes: protobuf groups (wire types 3 and 4, unused by any remote_write sender) are
 //! refused as malformed, and the malformed detail text differs.
 
-use bongsu_model::{MetricKind, Sample};
+use bongsu_model::{MetadataRef, MetricKind, Sample};
 
 use crate::compression;
 use crate::error::{Error, Result};
 use crate::labels::{is_valid_label_name, is_valid_metric_name};
 use crate::limits::{Limits, KEY_LABELS, KEY_LABEL_NAME, KEY_LABEL_VALUE, KEY_SAMPLES};
-use crate::metrics_record::MetadataRef;
 
 /// Checks the body size and decompresses a snappy remote_write body within the limits.
 pub fn decompress_remote_write(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_remote_write_into(body, limits, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_remote_write`] into `out`, replacing its contents: a receiver that keeps its
+/// buffers allocates nothing here once they are large enough.
+pub fn decompress_remote_write_into(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
     compression::check_body(body, limits)?;
-    compression::snappy(body, limits)
+    compression::snappy_into(body, limits, out)
 }
 
 /// One validated series of a [`WriteRequestView`]: canonical labels (sorted, unique, no
@@ -68,14 +75,25 @@ impl<'a> WriteRequestView<'a> {
         self.samples.len()
     }
 
+    /// Number of label pairs over all series.
+    pub fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+
     /// Metadata entries (type as remote_write's int, mapped like the owned decoder).
     pub fn metadata(&self) -> &[MetadataRef<'a>] {
         &self.metadata
     }
 }
 
+#[cold]
 fn malformed(detail: &str) -> Error {
     Error::malformed("remote write protobuf", detail)
+}
+
+#[cold]
+fn wrong_wire_type(wire: u8, want: u8) -> Error {
+    malformed(&format!("invalid wire type: {wire} (expected {want})"))
 }
 
 /// A protobuf reader over untrusted bytes.
@@ -89,11 +107,20 @@ impl<'a> Pb<'a> {
         Self { buf, pos: 0 }
     }
 
+    #[inline]
     fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Tags, lengths and most timestamps' first bytes: one byte, below 0x80.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -112,6 +139,7 @@ impl<'a> Pb<'a> {
     }
 
     /// The next field's tag and wire type.
+    #[inline]
     fn key(&mut self) -> Result<(u32, u8)> {
         let key = self.varint()?;
         let key = u32::try_from(key).map_err(|_| malformed("invalid key value"))?;
@@ -123,6 +151,7 @@ impl<'a> Pb<'a> {
         Ok((tag, wire))
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.varint()?;
         let rest = self.buf.len() - self.pos;
@@ -134,6 +163,7 @@ impl<'a> Pb<'a> {
         Ok(b)
     }
 
+    #[inline]
     fn fixed64(&mut self) -> Result<u64> {
         let Some(b) = self.buf.get(self.pos..self.pos + 8) else {
             return Err(malformed("buffer underflow"));
@@ -161,16 +191,16 @@ impl<'a> Pb<'a> {
         }
     }
 
+    #[inline]
     fn expect(wire: u8, want: u8) -> Result<()> {
         if wire == want {
             Ok(())
         } else {
-            Err(malformed(&format!(
-                "invalid wire type: {wire} (expected {want})"
-            )))
+            Err(wrong_wire_type(wire, want))
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?)
             .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
@@ -183,8 +213,8 @@ pub fn decode_write_request_view<'a>(
     raw: &'a [u8],
     limits: &Limits,
 ) -> Result<WriteRequestView<'a>> {
-    // Pass 1: the whole message, as sent.
-    let mut raw_labels: Vec<(&'a str, &'a str)> = Vec::new();
+    // Pass 1: the whole message, as sent. The labels go straight into the view and are
+    // validated and compacted in place by pass 2.
     let mut raw_series: Vec<(usize, usize)> = Vec::new();
     let mut view = WriteRequestView::default();
     let mut pb = Pb::new(raw);
@@ -194,8 +224,11 @@ pub fn decode_write_request_view<'a>(
             1 => {
                 Pb::expect(wire, 2)?;
                 let ts = pb.bytes()?;
-                read_series(ts, &mut raw_labels, &mut view)?;
-                raw_series.push((raw_labels.len(), view.samples.len()));
+                read_series(ts, &mut view)?;
+                raw_series.push((view.labels.len(), view.samples.len()));
+                if raw_series.len() == 1 {
+                    reserve_like_first(&mut view, &mut raw_series, raw.len(), pb.pos, limits);
+                }
             }
             3 => {
                 Pb::expect(wire, 2)?;
@@ -213,35 +246,58 @@ pub fn decode_write_request_view<'a>(
             key: KEY_SAMPLES,
         });
     }
-    // Pass 2: validate and canonicalize each series' labels; drop series without samples.
-    view.labels.reserve(raw_labels.len());
+    // Pass 2: validate and canonicalize each series' labels, moving the kept ones down over
+    // empty values and over the labels of series without samples, which are dropped.
+    view.series.reserve_exact(raw_series.len());
+    let mut kept_labels = 0;
     let mut kept_samples = 0;
     let (mut l0, mut s0) = (0, 0);
     for (i, &(l1, s1)) in raw_series.iter().enumerate() {
-        let pairs = &raw_labels[l0..l1];
-        let start = view.labels.len();
-        validate_into(pairs, limits, i, &mut view.labels)?;
-        if s1 == s0 {
-            view.labels.truncate(start);
-        } else {
+        let end = validate_in_place(&mut view.labels, l0..l1, kept_labels, limits, i)?;
+        if s1 != s0 {
             // Samples of dropped series are removed by moving the kept ones down.
             if kept_samples != s0 {
                 view.samples.copy_within(s0..s1, kept_samples);
             }
             kept_samples += s1 - s0;
-            view.series.push((view.labels.len(), kept_samples));
+            kept_labels = end;
+            view.series.push((kept_labels, kept_samples));
         }
         (l0, s0) = (l1, s1);
     }
+    view.labels.truncate(kept_labels);
     view.samples.truncate(kept_samples);
     Ok(view)
 }
 
-fn read_series<'a>(
-    buf: &'a [u8],
-    labels: &mut Vec<(&'a str, &'a str)>,
-    view: &mut WriteRequestView<'a>,
-) -> Result<()> {
+/// Reserves room for the whole request after its first series, assuming the others look
+/// like it (senders batch similar series), so the buffers are not grown and copied again and
+/// again. The guess is bounded by the request's size and the limits.
+fn reserve_like_first(
+    view: &mut WriteRequestView<'_>,
+    raw_series: &mut Vec<(usize, usize)>,
+    raw_len: usize,
+    first_len: usize,
+    limits: &Limits,
+) {
+    let series = (raw_len / first_len.max(1)).saturating_add(1);
+    // A label pair takes at least 4 bytes of the message, a sample at least 2.
+    let labels = series
+        .saturating_mul(view.labels.len())
+        .min(raw_len / 4)
+        .min(series.saturating_mul(limits.max_labels_per_series));
+    let samples = series
+        .saturating_mul(view.samples.len())
+        .min(raw_len / 2)
+        .min(limits.max_samples_per_request.saturating_add(1));
+    view.labels
+        .reserve(labels.saturating_sub(view.labels.len()));
+    view.samples
+        .reserve(samples.saturating_sub(view.samples.len()));
+    raw_series.reserve(series);
+}
+
+fn read_series<'a>(buf: &'a [u8], view: &mut WriteRequestView<'a>) -> Result<()> {
     let mut pb = Pb::new(buf);
     while !pb.done() {
         let (tag, wire) = pb.key()?;
@@ -263,7 +319,7 @@ fn read_series<'a>(
                         (_, w) => l.skip(w)?,
                     }
                 }
-                labels.push((name, value));
+                view.labels.push((name, value));
             }
             2 => {
                 Pb::expect(wire, 2)?;
@@ -336,15 +392,19 @@ fn read_metadata(buf: &[u8]) -> Result<MetadataRef<'_>> {
     Ok(m)
 }
 
-/// Validates one series' labels as `build_series_labels` does and appends them, sorted and
-/// without empty values, to `out`.
-fn validate_into<'a>(
-    pairs: &[(&'a str, &'a str)],
+/// Validates the labels of series `index`, `labels[raw]` as sent, as `build_series_labels`
+/// does, and moves them, sorted and without empty values, down to `labels[at..]` (`at` is at
+/// most `raw.start`). Returns the end of the moved labels.
+fn validate_in_place(
+    labels: &mut [(&str, &str)],
+    raw: std::ops::Range<usize>,
+    at: usize,
     limits: &Limits,
     index: usize,
-    out: &mut Vec<(&'a str, &'a str)>,
-) -> Result<()> {
+) -> Result<usize> {
+    debug_assert!(at <= raw.start);
     let context = || format!("series {index}");
+    let pairs = &labels[raw.clone()];
     if pairs.len() > limits.max_labels_per_series {
         return Err(Error::ItemTooLarge {
             what: "label count",
@@ -380,9 +440,15 @@ fn validate_into<'a>(
             });
         }
     }
-    let start = out.len();
-    out.extend(pairs.iter().filter(|p| !p.1.is_empty()));
-    let mine = &mut out[start..];
+    let mut end = at;
+    for i in raw {
+        let pair = labels[i];
+        if !pair.1.is_empty() {
+            labels[end] = pair;
+            end += 1;
+        }
+    }
+    let mine = &mut labels[at..end];
     // Senders send sorted labels: check before sorting.
     if !mine.windows(2).all(|w| w[0].0 <= w[1].0) {
         mine.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -399,7 +465,7 @@ fn validate_into<'a>(
             name: p.1.to_owned(),
             context: context(),
         }),
-        Some(_) => Ok(()),
+        Some(_) => Ok(end),
     }
 }
 
@@ -553,6 +619,30 @@ mod tests {
         assert_eq!(s[0].labels, &[("__name__", "up"), ("job", "abcdef")]);
         assert_eq!(s[0].samples, &[Sample::new(5, 1.0)]);
         assert!(decode_write_request_view(b"\x0a\x05abc", &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn decompressing_into_a_used_buffer_gives_the_same_bytes() {
+        let limits = Limits::default();
+        let raw: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+        let mut buf = vec![7u8; 50_000];
+        decompress_remote_write_into(&body, &limits, &mut buf).unwrap();
+        assert_eq!(buf, raw);
+        assert_eq!(decompress_remote_write(&body, &limits).unwrap(), raw);
+        let mut short = vec![7u8; 3];
+        decompress_remote_write_into(&body, &limits, &mut short).unwrap();
+        assert_eq!(short, raw);
+        // A broken body leaves an empty buffer and the same error as the owned call.
+        let broken = &body[..body.len() / 2];
+        let e = decompress_remote_write_into(broken, &limits, &mut buf).unwrap_err();
+        assert!(buf.is_empty());
+        assert_eq!(
+            e.to_string(),
+            decompress_remote_write(broken, &limits)
+                .unwrap_err()
+                .to_string()
+        );
     }
 
     proptest! {

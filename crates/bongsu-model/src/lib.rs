@@ -4,7 +4,8 @@
 //! - [`Sample`]: one metric value at a millisecond timestamp, with Prometheus's staleness marker.
 //! - [`LogEntry`]: one log line at a nanosecond timestamp with its structured metadata.
 //! - [`MetricsRecord`] and [`LogsRecord`]: the versioned binary payloads of records in the
-//!   `metrics` and `logs` topics (layout in `docs/formats/records.md`).
+//!   `metrics` and `logs` topics (layout in `docs/formats/records.md`); [`MetricsRecordWriter`]
+//!   and [`MetricsRecordView`] write and read the metrics record from borrowed labels.
 //!
 //! This crate does no I/O.
 
@@ -15,8 +16,9 @@ mod log;
 mod sample;
 
 pub use codec::{
-    DecodeLimits, LogStream, LogsRecord, MetricKind, MetricMetadata, MetricsRecord, RecordError,
-    RecordResult, Series, LOGS_MAGIC, LOGS_VERSION, METRICS_MAGIC, METRICS_VERSION,
+    DecodeLimits, LogStream, LogsRecord, MetadataRef, MetricKind, MetricMetadata, MetricsRecord,
+    MetricsRecordView, MetricsRecordWriter, RecordError, RecordResult, Series, SeriesView,
+    LOGS_MAGIC, LOGS_VERSION, METRICS_MAGIC, METRICS_VERSION,
 };
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME};

@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use bongsu_ingest::{MetricsRecordView, MetricsRecordWriter};
-use bongsu_model::{Label, Labels, MetricsRecord, Sample};
+use bongsu_model::{Label, Labels, MetricsRecord, MetricsRecordView, MetricsRecordWriter, Sample};
 use bongsu_tsdb::{Options, SeriesRef, Tsdb};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

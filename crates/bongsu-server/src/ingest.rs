@@ -19,8 +19,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bongsu_ingest::{
-    classify_remote_write, decode_loki_push, decode_write_request_view, decompress_remote_write,
-    Limits,
+    classify_remote_write, decode_loki_push, decode_write_request_view,
+    decompress_remote_write_into, Limits,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -71,6 +71,44 @@ pub(crate) struct Receivers {
     metrics_partitions: std::sync::OnceLock<u32>,
     /// Partitions of the `logs` topic, described on the first Loki push.
     logs_partitions: std::sync::OnceLock<u32>,
+    /// Decompressed remote_write bodies' buffers, reused across requests.
+    raw_buffers: Arc<BufferPool>,
+}
+
+/// Most bytes of buffers [`BufferPool`] keeps between requests.
+const POOLED_BYTES: usize = 64 << 20;
+
+/// Buffers kept between requests, so that a steady stream of requests does not allocate
+/// (and fault in) a fresh buffer for each one. Keeps at most [`POOLED_BYTES`] in all; a
+/// buffer that does not fit is freed.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    /// The buffers and the sum of their capacities.
+    kept: std::sync::Mutex<(Vec<Vec<u8>>, usize)>,
+}
+
+impl BufferPool {
+    /// A buffer from the pool, or a new empty one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        match kept.0.pop() {
+            Some(b) => {
+                kept.1 -= b.capacity();
+                b
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Gives a buffer back for reuse.
+    pub(crate) fn give(&self, mut b: Vec<u8>) {
+        b.clear();
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.1 + b.capacity() <= POOLED_BYTES {
+            kept.1 += b.capacity();
+            kept.0.push(b);
+        }
+    }
 }
 
 impl Receivers {
@@ -91,6 +129,7 @@ impl Receivers {
             limits,
             metrics_partitions: std::sync::OnceLock::new(),
             logs_partitions: std::sync::OnceLock::new(),
+            raw_buffers: Arc::default(),
         }
     }
 
@@ -114,51 +153,118 @@ impl Receivers {
 
 /// `POST /api/v1/write`.
 pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) -> Response {
-    let r = Receiver::RemoteWrite;
-    let result = async {
-        let permit = admit(&state, r)?;
-        let headers = req.headers();
+    let store = state.metrics_store().cloned();
+    let buffers = state.receivers().raw_buffers.clone();
+    let check_headers = |headers: &HeaderMap| {
         classify_remote_write(
             header_str(headers, header::CONTENT_TYPE.as_str())?,
             header_str(headers, header::CONTENT_ENCODING.as_str())?,
             header_str(headers, "x-prometheus-remote-write-version")?,
         )
+        .map_err(ingest_error)
+        .map(drop)
+    };
+    let decode = move |(), body: Bytes, limits: Limits, partitions: u32| {
+        let mut raw = buffers.take();
+        let decoded = decompress_remote_write_into(&body, &limits, &mut raw)
+            .map_err(ingest_error)
+            .and_then(|()| encode_remote_write(&raw, &limits, store.as_deref(), partitions));
+        buffers.give(raw);
+        decoded
+    };
+    receive(state, Receiver::RemoteWrite, req, check_headers, decode).await
+}
+
+/// Decodes a decompressed remote_write body, checks it against the store's cardinality
+/// limits and encodes it as one `metrics` record per partition.
+fn encode_remote_write(
+    raw: &[u8],
+    limits: &Limits,
+    store: Option<&crate::tsdb_consumer::MetricsStore>,
+    partitions: u32,
+) -> Result<Parts, Failed> {
+    // Decoded in place: labels borrow the decompressed body, nothing per series is
+    // allocated for series the store already knows.
+    let view = decode_write_request_view(raw, limits).map_err(ingest_error)?;
+    let n = view.sample_count();
+    // Each series' labels hashed once: its partition and its cardinality-cache key.
+    let hashes: Vec<u64> = view
+        .series()
+        .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
+        .collect();
+    // Cardinality limits are checked before anything of the request is appended.
+    crate::tsdb_consumer::check_cardinality_view(store, &view, &hashes).map_err(|e| (e, n))?;
+    // Each series to its own partition, so the store applies it in order.
+    let parts = crate::metrics_partition::encode_view_by_partition(&view, &hashes, partitions);
+    Ok((parts, n))
+}
+
+/// `POST /loki/api/v1/push`.
+pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Response {
+    let logs = state.logs().cloned();
+    let check_headers = |headers: &HeaderMap| {
+        let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.map(str::to_owned);
+        let content_encoding =
+            header_str(headers, header::CONTENT_ENCODING.as_str())?.map(str::to_owned);
+        Ok((content_type, content_encoding))
+    };
+    let decode = move |(content_type, content_encoding): (Option<String>, Option<String>),
+                       body: Bytes,
+                       limits: Limits,
+                       partitions: u32| {
+        let rec = decode_loki_push(
+            &body,
+            content_type.as_deref(),
+            content_encoding.as_deref(),
+            &limits,
+        )
         .map_err(ingest_error)?;
+        // Stream label limits of the log store ([logs]), before anything is appended.
+        if let Some(logs) = logs {
+            logs.check_push(&rec)
+                .map_err(|m| (ApiError::new(ErrorCode::BadData, m), rec.entry_count()))?;
+        }
+        // Each stream to its own partition, so the store applies it in order.
+        let n = rec.entry_count();
+        Ok((
+            crate::logs_partition::encode_by_partition(rec, partitions),
+            n,
+        ))
+    };
+    receive(state, Receiver::Loki, req, check_headers, decode).await
+}
+
+/// What a receiver's decoding makes of one request: `(partition, record value)` parts and
+/// the number of items (samples or lines) they hold.
+type Parts = (Vec<(u32, Vec<u8>)>, usize);
+
+/// The steps both receivers share: the gate (429 with `Retry-After`, before anything is
+/// read), `check_headers`, the body read within `ingest.max_body_bytes` (413), `decode` on the
+/// blocking pool with the topic's partition count, the append of every part (204 once all are
+/// acknowledged) and the request and item counters.
+async fn receive<H, T, D>(
+    state: AppState,
+    r: Receiver,
+    req: Request,
+    check_headers: H,
+    decode: D,
+) -> Response
+where
+    H: FnOnce(&HeaderMap) -> Result<T, Failed>,
+    T: Send + 'static,
+    D: FnOnce(T, Bytes, Limits, u32) -> Result<Parts, Failed> + Send + 'static,
+{
+    let result = async {
+        let permit = admit(&state, r)?;
+        let checked = check_headers(req.headers())?;
         let limits = state.receivers().limits.clone();
         let body = read_body(req, &limits).await?;
-        let store = state.metrics_store().cloned();
-        let partitions = match state.stream() {
-            Some(stream) => crate::metrics_partition::metrics_partitions(
-                stream.as_ref(),
-                &state.receivers().metrics_partitions,
-            )
-            .await
-            .map_err(|e| (ApiError::internal(&e), 0))?,
-            None => 1,
-        };
-        let decoded = tokio::task::spawn_blocking(move || {
-            // Decoded in place: labels borrow the decompressed body, nothing per series is
-            // allocated for series the store already knows.
-            let raw = decompress_remote_write(&body, &limits).map_err(ingest_error)?;
-            let view = decode_write_request_view(&raw, &limits).map_err(ingest_error)?;
-            let n = view.sample_count();
-            // Each series' labels hashed once: its partition and its cardinality-cache key.
-            let hashes: Vec<u64> = view
-                .series()
-                .map(|s| crate::metrics_partition::label_hash(s.labels.iter().copied()))
-                .collect();
-            // Cardinality limits are checked before anything of the request is appended.
-            crate::tsdb_consumer::check_cardinality_view(store.as_deref(), &view, &hashes)
-                .map_err(|e| (e, n))?;
-            // Each series to its own partition, so the store applies it in order.
-            let parts =
-                crate::metrics_partition::encode_view_by_partition(&view, &hashes, partitions);
-            Ok::<_, Failed>((parts, n))
-        })
-        .await
-        .map_err(join_error)?;
-        let (parts, n) = decoded?;
-        append_metrics(&state, r, parts, n).await?;
+        let partitions = partitions(&state, r).await?;
+        let (parts, n) =
+            tokio::task::spawn_blocking(move || decode(checked, body, limits, partitions))
+                .await
+                .map_err(join_error)??;
+        append(&state, r, parts, n).await?;
         drop(permit);
         Ok(())
     }
@@ -166,56 +272,22 @@ pub(crate) async fn remote_write(State(state): State<AppState>, req: Request) ->
     finish(&state, r, result)
 }
 
-/// `POST /loki/api/v1/push`.
-pub(crate) async fn loki_push(State(state): State<AppState>, req: Request) -> Response {
-    let r = Receiver::Loki;
-    let result = async {
-        let permit = admit(&state, r)?;
-        let headers = req.headers();
-        let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.map(str::to_owned);
-        let content_encoding =
-            header_str(headers, header::CONTENT_ENCODING.as_str())?.map(str::to_owned);
-        let limits = state.receivers().limits.clone();
-        let body = read_body(req, &limits).await?;
-        let logs = state.logs().cloned();
-        let partitions = match state.stream() {
-            Some(stream) => crate::logs_partition::logs_partitions(
-                stream.as_ref(),
-                &state.receivers().logs_partitions,
-            )
-            .await
-            .map_err(|e| (ApiError::internal(&e), 0))?,
-            None => 1,
-        };
-        let decoded = tokio::task::spawn_blocking(move || {
-            let rec = decode_loki_push(
-                &body,
-                content_type.as_deref(),
-                content_encoding.as_deref(),
-                &limits,
-            )
-            .map_err(ingest_error)?;
-            // Stream label limits of the log store ([logs]), before anything is appended.
-            if let Some(logs) = logs {
-                logs.check_push(&rec)
-                    .map_err(|m| (ApiError::new(ErrorCode::BadData, m), rec.entry_count()))?;
-            }
-            // Each stream to its own partition, so the store applies it in order.
-            let n = rec.entry_count();
-            Ok::<_, Failed>((
-                crate::logs_partition::encode_by_partition(rec, partitions),
-                n,
-            ))
-        })
-        .await
-        .map_err(join_error)?;
-        let (parts, n) = decoded?;
-        append_logs(&state, r, parts, n).await?;
-        drop(permit);
-        Ok(())
+/// The partition count of the receiver's topic (1 without a stream: the append answers 503).
+async fn partitions(state: &AppState, r: Receiver) -> Result<u32, Failed> {
+    let Some(stream) = state.stream() else {
+        return Ok(1);
+    };
+    let recv = state.receivers();
+    match r {
+        Receiver::RemoteWrite => {
+            crate::metrics_partition::metrics_partitions(stream.as_ref(), &recv.metrics_partitions)
+                .await
+        }
+        Receiver::Loki => {
+            crate::logs_partition::logs_partitions(stream.as_ref(), &recv.logs_partitions).await
+        }
     }
-    .await;
-    finish(&state, r, result)
+    .map_err(|e| (ApiError::internal(&e), 0))
 }
 
 /// A failed request: the error, and how many items it held when known.
@@ -339,9 +411,9 @@ fn join_error(e: tokio::task::JoinError) -> Failed {
     (ApiError::internal(&e), 0)
 }
 
-/// Appends the per-partition parts of one metrics request and waits until all are
-/// acknowledged.
-async fn append_metrics(
+/// Appends the per-partition parts of one request to the receiver's topic and waits until
+/// all are acknowledged.
+async fn append(
     state: &AppState,
     r: Receiver,
     parts: Vec<(u32, Vec<u8>)>,
@@ -357,38 +429,22 @@ async fn append_metrics(
         ));
     };
     let now = state.clock().now_ms();
-    match crate::metrics_partition::append_parts(stream.as_ref(), parts, now).await {
-        Ok(()) => {
-            state.receivers().count_items(r, "accepted", items);
-            Ok(())
-        }
-        Err(e) => Err((append_error(e, METRICS_TOPIC), items)),
-    }
-}
-
-/// Appends the per-partition parts of one Loki push and waits until all are acknowledged.
-async fn append_logs(
-    state: &AppState,
-    r: Receiver,
-    parts: Vec<(u32, Vec<u8>)>,
-    items: usize,
-) -> Result<(), Failed> {
-    let Some(stream) = state.stream() else {
-        return Err((
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "the stream is not open: retry once the server is ready",
-            ),
-            items,
-        ));
+    let (appended, topic) = match r {
+        Receiver::RemoteWrite => (
+            crate::metrics_partition::append_parts(stream.as_ref(), parts, now).await,
+            METRICS_TOPIC,
+        ),
+        Receiver::Loki => (
+            crate::logs_partition::append_parts(stream.as_ref(), parts, now).await,
+            LOGS_TOPIC,
+        ),
     };
-    let now = state.clock().now_ms();
-    match crate::logs_partition::append_parts(stream.as_ref(), parts, now).await {
+    match appended {
         Ok(()) => {
             state.receivers().count_items(r, "accepted", items);
             Ok(())
         }
-        Err(e) => Err((append_error(e, LOGS_TOPIC), items)),
+        Err(e) => Err((append_error(e, topic), items)),
     }
 }
 
@@ -402,5 +458,29 @@ fn append_error(e: bongsu_stream::Error, topic: &str) -> ApiError {
             ),
         ),
         e => ApiError::internal(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_pool_reuses_buffers_within_its_byte_budget() {
+        let pool = BufferPool::default();
+        let mut a = pool.take();
+        assert_eq!(a.capacity(), 0, "an empty pool hands out new buffers");
+        a.extend_from_slice(&[1; 1000]);
+        let cap = a.capacity();
+        pool.give(a);
+        let b = pool.take();
+        assert!(b.is_empty(), "a reused buffer comes back cleared");
+        assert_eq!(b.capacity(), cap, "the same allocation is handed out again");
+        assert_eq!(pool.take().capacity(), 0, "one buffer kept, one handed out");
+        // A buffer over the budget is freed, not kept.
+        pool.give(Vec::with_capacity(POOLED_BYTES + 1));
+        assert_eq!(pool.take().capacity(), 0);
+        pool.give(b);
+        assert_eq!(pool.kept.lock().unwrap().1, cap);
     }
 }

@@ -12,8 +12,8 @@
 
 use std::sync::OnceLock;
 
-use bongsu_ingest::{MetricsRecordWriter, WriteRequestView};
-use bongsu_model::{Labels, MetricsRecord};
+use bongsu_ingest::WriteRequestView;
+use bongsu_model::{Labels, MetricsRecord, MetricsRecordWriter};
 use bongsu_stream::{Record, Stream};
 
 use crate::ingest::METRICS_TOPIC;
@@ -66,11 +66,20 @@ pub(crate) fn encode_view_by_partition(
     partitions: u32,
 ) -> Vec<(u32, Vec<u8>)> {
     let partitions = partitions.max(1);
+    // Each writer sized for its share of the request, with some slack for an uneven split,
+    // so that none grows (and copies) while the series are added.
+    let share = |n: usize| n / partitions as usize + n / (4 * partitions as usize) + 16;
+    let (series, labels, samples) = (
+        share(view.series_count()),
+        share(view.label_count()),
+        share(view.sample_count()),
+    );
+    let new_writer = || MetricsRecordWriter::with_capacity(series, labels, samples);
     let mut writers: Vec<Option<MetricsRecordWriter<'_>>> = (0..partitions).map(|_| None).collect();
     for (s, &h) in view.series().zip(hashes) {
         let p = partition_of_hash(h, partitions) as usize;
         writers[p]
-            .get_or_insert_with(MetricsRecordWriter::new)
+            .get_or_insert_with(new_writer)
             .push_series(s.labels, s.samples);
     }
     // Metadata rides with the first record; with no series at all, in partition 0 (and with

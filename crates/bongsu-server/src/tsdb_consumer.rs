@@ -5,8 +5,8 @@
 //! reports as applied ([`Tsdb::applied_offsets`]: the store's checkpoint is the only truth, the
 //! log is its write-ahead log), decodes [`MetricsRecord`]s, appends them and marks the offsets
 //! applied, all on the blocking pool. It also commits the offsets of the consumer group
-//! `tsdb`, so `bongsu_stream_consumer_lag_records{group="tsdb"}` shows how far behind the
-//! store is. A record that does not decode is logged, counted and skipped.
+//! `tsdb` (at most once a second while records keep coming, at once when caught up), so
+//! `bongsu_stream_consumer_lag_records{group="tsdb"}` shows how far behind the store is. A record that does not decode is logged, counted and skipped.
 //!
 //! The shutdown hook stops the tasks, stops the compactor and persists the head, so that the
 //! next start replays nothing that was already applied.
@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bongsu_ingest::{MetricsRecordView, WriteRequestView};
-use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Sample};
+use bongsu_ingest::WriteRequestView;
+use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, MetricsRecordView, Sample};
 use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
 use bongsu_tsdb::{Compactor, Options, SeriesRef, Tsdb};
 use tokio::sync::watch;
@@ -40,6 +40,10 @@ const FETCH_WAIT_MS: u64 = 500;
 const FETCH_MAX_BYTES: usize = 4 << 20;
 /// Pause after a failed fetch before the next try.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Least time between two commits of the `tsdb` group's offset while records keep coming
+/// (each commit is a durable write; the offset only shows the lag, the store's checkpoint is
+/// what replay starts from). A consumer that caught up commits at once.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters of the consumer and of queries, rendered on `/metrics`.
 #[derive(Debug, Default)]
@@ -198,7 +202,10 @@ impl MetricsStore {
                                             cache.refs.clear();
                                         }
                                         cache.refs.insert(key, r);
-                                        self.admit(key);
+                                        // The receiver knows series by their partition hash.
+                                        self.admit(crate::metrics_partition::label_hash(
+                                            s.labels.iter().copied(),
+                                        ));
                                     }
                                     o
                                 }
@@ -252,10 +259,35 @@ pub(crate) struct SeriesCache {
     samples: Vec<Sample>,
 }
 
-/// The series cache's key: the partition label hash, which the receiver's cardinality
-/// cache ([`check_cardinality_view`]) uses too.
+/// The series cache's key: a hash of the label pairs that reads eight bytes per step (the
+/// partition hash, FNV-1a, reads one, and the cache needs no stable hash). A collision only
+/// costs a lookup by labels: every cached ref is checked against the labels.
 fn cache_key(labels: &[(&str, &str)]) -> u64 {
-    crate::metrics_partition::label_hash(labels.iter().copied())
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = labels.len() as u64;
+    let mut eat = |s: &str| {
+        let mut chunks = s.as_bytes().chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length ends each string, so "ab","c" and "a","bc" differ.
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w) ^ ((s.len() as u64) << 56)).wrapping_mul(K);
+    };
+    for &(n, v) in labels {
+        eat(n);
+        eat(v);
+    }
+    // Final avalanche (murmur3's fmix64): every input bit reaches the low bits the map uses.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl MetricsStore {
@@ -437,6 +469,8 @@ async fn consume(
         fetch_max_wait_ms: FETCH_WAIT_MS,
     };
     let mut cache = Some(SeriesCache::default());
+    // The offset last committed and when.
+    let mut committed: Option<(u64, tokio::time::Instant)> = None;
     loop {
         if *stop.borrow() {
             return;
@@ -446,7 +480,11 @@ async fn consume(
             r = stream.fetch(METRICS_TOPIC, partition, offset, opts) => r,
         };
         match fetched {
-            Ok(r) if r.records.is_empty() => {}
+            Ok(r) if r.records.is_empty() => {
+                if committed.is_some_and(|(c, _)| c != offset) {
+                    commit(stream.as_ref(), partition, offset, &mut committed).await;
+                }
+            }
             Ok(r) => {
                 let s = store.clone();
                 let mut c = cache.take().unwrap_or_default();
@@ -462,12 +500,8 @@ async fn consume(
                 match applied {
                     Ok(Some(next)) => {
                         offset = next;
-                        let commit = vec![OffsetCommit {
-                            tp: TopicPartition::new(METRICS_TOPIC, partition),
-                            offset,
-                        }];
-                        if let Err(e) = stream.commit_offsets(CONSUMER_GROUP, "", 0, commit).await {
-                            tracing::debug!(error = %e, "cannot commit the tsdb group's offset");
+                        if committed.is_none_or(|(_, at)| at.elapsed() >= COMMIT_INTERVAL) {
+                            commit(stream.as_ref(), partition, offset, &mut committed).await;
                         }
                     }
                     Ok(None) => {}
@@ -501,6 +535,23 @@ async fn consume(
                 pause(&mut stop).await;
             }
         }
+    }
+}
+
+/// Commits `offset` as the `tsdb` group's offset of `partition` and notes it in `committed`.
+async fn commit(
+    stream: &dyn Stream,
+    partition: u32,
+    offset: u64,
+    committed: &mut Option<(u64, tokio::time::Instant)>,
+) {
+    let commit = vec![OffsetCommit {
+        tp: TopicPartition::new(METRICS_TOPIC, partition),
+        offset,
+    }];
+    match stream.commit_offsets(CONSUMER_GROUP, "", 0, commit).await {
+        Ok(()) => *committed = Some((offset, tokio::time::Instant::now())),
+        Err(e) => tracing::debug!(error = %e, "cannot commit the tsdb group's offset"),
     }
 }
 
@@ -623,6 +674,26 @@ impl MetricsSource for MetricsStore {
 mod tests {
     use super::*;
     use bongsu_model::{Labels, Sample, Series};
+
+    #[test]
+    fn cache_keys_tell_apart_label_sets_that_share_their_bytes() {
+        let keys = [
+            cache_key(&[("ab", "c")]),
+            cache_key(&[("a", "bc")]),
+            cache_key(&[("a", "b"), ("c", "d")]),
+            cache_key(&[("a", "b\0c"), ("", "d")]),
+            cache_key(&[("instance", "host-10:9100"), ("job", "node")]),
+            cache_key(&[("instance", "host-11:9100"), ("job", "node")]),
+            cache_key(&[]),
+        ];
+        let distinct: HashSet<u64> = keys.iter().copied().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:x?}");
+        assert_eq!(
+            keys[0],
+            cache_key(&[("ab", "c")]),
+            "stable within a process"
+        );
+    }
 
     fn record(name: &str, samples: &[(i64, f64)]) -> Vec<u8> {
         MetricsRecord {

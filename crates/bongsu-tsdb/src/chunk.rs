@@ -7,6 +7,8 @@
 /// Samples per head chunk before it is closed (and packed, see `packed.rs`) and a new one
 /// opened: 16 minutes at a 15 s interval, so that most of a 2-hour head is packed.
 pub(crate) const MAX_CHUNK_SAMPLES: u16 = 64;
+/// Bytes a new chunk allocates at once.
+const INITIAL_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 struct BitWriter {
@@ -113,11 +115,12 @@ impl Default for XorChunk {
 
 impl XorChunk {
     pub fn new() -> Self {
+        // Room for about 20 samples of a varying series (a constant one needs 2 bits per
+        // sample) so that a new chunk does not grow 2, 4, 8, 16, 32 bytes one at a time.
+        let mut bytes = Vec::with_capacity(INITIAL_BYTES);
+        bytes.extend_from_slice(&[0, 0]);
         Self {
-            bits: BitWriter {
-                bytes: vec![0, 0],
-                used: 0,
-            },
+            bits: BitWriter { bytes, used: 0 },
             count: 0,
             t: 0,
             delta: 0,

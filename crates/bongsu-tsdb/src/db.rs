@@ -1044,10 +1044,7 @@ impl Appender<'_> {
         labels: &[(&str, &str)],
         samples: &[Sample],
     ) -> Option<AppendOutcome> {
-        if !self.head.series_has_labels(r.0, labels) {
-            return None;
-        }
-        Some(self.head.append_id(r.0, samples))
+        self.head.append_checked(r.0, labels, samples)
     }
 
     /// Appends like [`Tsdb::append`] and returns the series' ref (`None` when `samples` is

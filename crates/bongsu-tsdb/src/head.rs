@@ -13,6 +13,36 @@ use crate::{Error, Result};
 /// Out-of-order samples buffered per series before they are merged into the chunks.
 const OOO_MERGE_AT: usize = 32;
 
+/// Hashes a series id with one multiplication. The head assigns ids itself (a counter), so
+/// SipHash's defence against chosen keys buys nothing, and the series map is looked up for
+/// every series of every applied record.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: an odd multiplier spreads consecutive ids over all bits.
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The head's series by id.
+type SeriesMap = HashMap<u32, HeadSeries, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A full head chunk: its XOR bytes, or, when its values are short decimals, the far
 /// smaller packed form (see `packed.rs`).
 #[derive(Debug, Clone)]
@@ -26,7 +56,8 @@ struct ClosedChunk {
 impl ClosedChunk {
     fn close(o: &XorChunk) -> Self {
         let (min_t, max_t) = (o.min_t(), o.max_t());
-        let samples: Vec<(i64, f64)> = o.iter().collect();
+        let mut samples = Vec::with_capacity(usize::from(o.count()));
+        samples.extend(o.iter());
         match crate::packed::pack(&samples) {
             Some(p) if p.len() < o.bytes().len() => Self {
                 bytes: p,
@@ -162,6 +193,37 @@ impl HeadSeries {
         self.max_t = t;
     }
 
+    /// Appends samples (see [`Head::append`] for the rules). Returns the outcome and the
+    /// newest timestamp stored (`i64::MIN` when none was).
+    fn append(&mut self, samples: &[Sample], window: i64) -> (AppendOutcome, i64) {
+        let mut out = AppendOutcome::default();
+        let mut stored_max = i64::MIN;
+        for smp in samples {
+            let (t, v) = (smp.timestamp_ms, smp.value);
+            if self.max_t == i64::MIN || t > self.max_t {
+                self.push_in_order(t, v);
+            } else if t == self.max_t {
+                out.duplicates += 1;
+                continue;
+            } else if t < self.max_t.saturating_sub(window) {
+                out.out_of_window += 1;
+                continue;
+            } else if self.contains(t) {
+                out.duplicates += 1;
+                continue;
+            } else {
+                self.ooo.push((t, v));
+                if self.ooo.len() >= OOO_MERGE_AT {
+                    let all = self.samples();
+                    self.rebuild(&all);
+                }
+            }
+            out.appended += 1;
+            stored_max = stored_max.max(t);
+        }
+        (out, stored_max)
+    }
+
     /// Rebuilds the chunks from time-sorted samples.
     fn rebuild(&mut self, samples: &[(i64, f64)]) {
         self.closed = Vec::new();
@@ -287,7 +349,7 @@ pub(crate) type Drained = Vec<(Labels, Vec<(i64, f64)>)>;
 pub(crate) struct Head {
     syms: SymbolTable,
     index: MemIndex,
-    series: HashMap<u32, HeadSeries>,
+    series: SeriesMap,
     /// Series ids by a hash of their label pairs; the pairs live once, in the series.
     /// A series whose hash is taken by another one is found in `collided` instead.
     by_hash: HashMap<u64, u32>,
@@ -309,7 +371,7 @@ impl Head {
         Self {
             syms: SymbolTable::default(),
             index: MemIndex::default(),
-            series: HashMap::new(),
+            series: SeriesMap::default(),
             by_hash: HashMap::new(),
             collided: HashMap::new(),
             per_metric: HashMap::new(),
@@ -464,47 +526,40 @@ impl Head {
         Ok((Some(id), self.append_id(id, samples)))
     }
 
-    /// Whether series `id` is in the head with exactly these (sorted) labels.
-    pub(crate) fn series_has_labels(&self, id: u32, labels: &[(&str, &str)]) -> bool {
-        let Some(s) = self.series.get(&id) else {
-            return false;
-        };
-        s.pairs.len() == labels.len()
-            && s.pairs.iter().zip(labels).all(|(&(n, v), &(name, value))| {
-                self.syms.get(n) == name && self.syms.get(v) == value
-            })
+    /// Appends samples to series `id` if it is in the head with exactly these (sorted)
+    /// labels; `None`, with nothing appended, when it is not. One lookup of the series.
+    pub(crate) fn append_checked(
+        &mut self,
+        id: u32,
+        labels: &[(&str, &str)],
+        samples: &[Sample],
+    ) -> Option<AppendOutcome> {
+        let s = self.series.get_mut(&id)?;
+        let syms = &self.syms;
+        let same = s.pairs.len() == labels.len()
+            && s.pairs
+                .iter()
+                .zip(labels)
+                .all(|(&(n, v), &(name, value))| syms.get(n) == name && syms.get(v) == value);
+        if !same {
+            return None;
+        }
+        let (out, max_t) = s.append(samples, self.limits.ooo_window_ms);
+        Some(self.count_appended(out, max_t))
     }
 
     /// Appends samples to the existing series `id` (see [`Head::append`] for the rules).
     pub(crate) fn append_id(&mut self, id: u32, samples: &[Sample]) -> AppendOutcome {
-        let mut out = AppendOutcome::default();
-        let window = self.limits.ooo_window_ms;
         let Some(s) = self.series.get_mut(&id) else {
-            return out;
+            return AppendOutcome::default();
         };
-        for smp in samples {
-            let (t, v) = (smp.timestamp_ms, smp.value);
-            if s.max_t == i64::MIN || t > s.max_t {
-                s.push_in_order(t, v);
-            } else if t == s.max_t {
-                out.duplicates += 1;
-                continue;
-            } else if t < s.max_t.saturating_sub(window) {
-                out.out_of_window += 1;
-                continue;
-            } else if s.contains(t) {
-                out.duplicates += 1;
-                continue;
-            } else {
-                s.ooo.push((t, v));
-                if s.ooo.len() >= OOO_MERGE_AT {
-                    let all = s.samples();
-                    s.rebuild(&all);
-                }
-            }
-            out.appended += 1;
-            self.pending_max_t = self.pending_max_t.max(t);
-        }
+        let (out, max_t) = s.append(samples, self.limits.ooo_window_ms);
+        self.count_appended(out, max_t)
+    }
+
+    /// Adds one append's outcome to the head's totals; `max_t` is its newest stored sample.
+    fn count_appended(&mut self, out: AppendOutcome, max_t: i64) -> AppendOutcome {
+        self.pending_max_t = self.pending_max_t.max(max_t);
         self.out_of_window_total += out.out_of_window;
         self.duplicates_total += out.duplicates;
         self.samples_total += out.appended;

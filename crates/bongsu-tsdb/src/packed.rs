@@ -22,19 +22,23 @@ use crate::codec::{put_varint, Cursor};
 const MAX_DECIMALS: u8 = 6;
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
 
-/// Mantissas when every value is exactly `m / 10^e` (bit for bit) with `|m| < 2^53`.
-fn as_decimals(v: &[(i64, f64)], e: u8) -> Option<Vec<i64>> {
+/// Puts into `out` the mantissas when every value is exactly `m / 10^e` (bit for bit) with
+/// `|m| < 2^53`; `false` when one is not.
+fn as_decimals(v: &[(i64, f64)], e: u8, out: &mut Vec<i64>) -> bool {
     let scale = POW10[usize::from(e)];
-    v.iter()
-        .map(|&(_, x)| {
-            let m = (x * scale).round();
-            if !m.is_finite() || m.abs() >= 9_007_199_254_740_992.0 {
-                return None;
-            }
-            let m = m as i64;
-            ((m as f64 / scale).to_bits() == x.to_bits()).then_some(m)
-        })
-        .collect()
+    out.clear();
+    for &(_, x) in v {
+        let m = (x * scale).round();
+        if !m.is_finite() || m.abs() >= 9_007_199_254_740_992.0 {
+            return false;
+        }
+        let m = m as i64;
+        if (m as f64 / scale).to_bits() != x.to_bits() {
+            return false;
+        }
+        out.push(m);
+    }
+    true
 }
 
 /// Packs time-sorted samples; `None` when a value is not a short decimal (NaN, staleness
@@ -43,7 +47,9 @@ pub(crate) fn pack(samples: &[(i64, f64)]) -> Option<Box<[u8]>> {
     if samples.is_empty() || samples.len() > usize::from(u16::MAX) {
         return None;
     }
-    let (e, m) = (0..=MAX_DECIMALS).find_map(|e| as_decimals(samples, e).map(|m| (e, m)))?;
+    // One buffer for every exponent tried: a chunk closes every 64 samples of every series.
+    let mut m = Vec::with_capacity(samples.len());
+    let e = (0..=MAX_DECIMALS).find(|&e| as_decimals(samples, e, &mut m))?;
     let mut out = Vec::with_capacity(16 + samples.len() * 2);
     out.extend_from_slice(&(samples.len() as u16).to_le_bytes());
     out.push(e);

@@ -2,6 +2,9 @@
 //!
 //! - [`MetricsRecord`]: a record of the `metrics` topic, a batch of series with their samples and
 //!   the metric families' metadata.
+//! - [`MetricsRecordWriter`] and [`MetricsRecordView`]: the same `metrics` record bytes written
+//!   from and read into borrowed label pairs, for the ingest path, which allocates nothing per
+//!   series.
 //! - [`LogsRecord`]: a record of the `logs` topic, a batch of streams with their entries.
 //!
 //! Both start with a 4-byte magic and a version byte, use a symbol table so repeated label
@@ -12,6 +15,7 @@
 mod error;
 mod logs;
 mod metrics;
+mod metrics_view;
 mod wire;
 
 pub use error::{RecordError, RecordResult};
@@ -19,6 +23,7 @@ pub use logs::{LogStream, LogsRecord, LOGS_MAGIC, LOGS_VERSION};
 pub use metrics::{
     MetricKind, MetricMetadata, MetricsRecord, Series, METRICS_MAGIC, METRICS_VERSION,
 };
+pub use metrics_view::{MetadataRef, MetricsRecordView, MetricsRecordWriter, SeriesView};
 pub use wire::DecodeLimits;
 
 #[cfg(test)]

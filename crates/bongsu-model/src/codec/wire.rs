@@ -1,5 +1,9 @@
 //! Primitive readers and writers shared by the record codecs.
 
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
 use super::error::{RecordError, RecordResult};
 
 /// Bounds applied while decoding untrusted record bytes.
@@ -160,22 +164,63 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Builds a record's symbol table while encoding: each distinct string gets one index.
-#[derive(Default)]
+/// Hashes a string key in one call of xxh3 (`str`'s `Hash` writes its bytes, then a 0xff
+/// terminator). The streaming `Xxh3Default` buffers every write and costs several times more
+/// on label-sized strings, which every series of every request interns.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StrHasher(u64);
+
+impl std::hash::Hasher for StrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64_with_seed(bytes, self.0);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.0 ^= u64::from(b);
+    }
+}
+
+type StrMap<'a> = HashMap<&'a str, u32, std::hash::BuildHasherDefault<StrHasher>>;
+
+/// Builds a record's symbol table while encoding: each distinct string gets one index, in
+/// order of first use.
+#[derive(Debug, Default)]
 pub(crate) struct SymbolTable<'a> {
-    index: std::collections::HashMap<&'a str, u32>,
+    index: StrMap<'a>,
     symbols: Vec<&'a str>,
+    /// Encoded size of the symbols so far, a capacity hint (length prefixes counted as 2).
+    bytes: usize,
 }
 
 impl<'a> SymbolTable<'a> {
+    pub(crate) fn with_capacity(symbols: usize) -> Self {
+        Self {
+            index: StrMap::with_capacity_and_hasher(symbols, Default::default()),
+            symbols: Vec::with_capacity(symbols),
+            bytes: 0,
+        }
+    }
+
     pub(crate) fn intern(&mut self, s: &'a str) -> u32 {
         if let Some(&i) = self.index.get(s) {
             return i;
         }
         let i = self.symbols.len() as u32;
         self.symbols.push(s);
+        self.bytes += s.len() + 2;
         self.index.insert(s, i);
         i
+    }
+
+    /// About how many bytes [`SymbolTable::write`] appends.
+    pub(crate) fn encoded_len_hint(&self) -> usize {
+        self.bytes + 10
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -196,8 +241,8 @@ pub(crate) fn read_symbols<'a>(r: &mut Reader<'a>) -> RecordResult<Vec<&'a str>>
     Ok(syms)
 }
 
-/// Reads one symbol reference and materializes it as an owned string.
-pub(crate) fn read_symbol(r: &mut Reader<'_>, syms: &[&str]) -> RecordResult<String> {
+/// Reads one symbol reference; the string borrows the record's bytes.
+pub(crate) fn read_symbol_ref<'a>(r: &mut Reader<'_>, syms: &[&'a str]) -> RecordResult<&'a str> {
     let index = r.uvarint()?;
     let s = usize::try_from(index)
         .ok()
@@ -207,7 +252,38 @@ pub(crate) fn read_symbol(r: &mut Reader<'_>, syms: &[&str]) -> RecordResult<Str
             len: syms.len(),
         })?;
     r.expand(s.len())?;
-    Ok((*s).to_owned())
+    Ok(s)
+}
+
+/// Reads one symbol reference and materializes it as an owned string.
+pub(crate) fn read_symbol(r: &mut Reader<'_>, syms: &[&str]) -> RecordResult<String> {
+    read_symbol_ref(r, syms).map(str::to_owned)
+}
+
+/// Reads one label pair (two symbol references) of the label set of series or stream
+/// `index` and checks it keeps the set canonical: name non-empty and greater than `prev`
+/// (the previous name of the set), value non-empty.
+pub(crate) fn read_label<'a>(
+    r: &mut Reader<'_>,
+    syms: &[&'a str],
+    index: usize,
+    prev: Option<&str>,
+) -> RecordResult<(&'a str, &'a str)> {
+    let name = read_symbol_ref(r, syms)?;
+    let value = read_symbol_ref(r, syms)?;
+    let reason = if name.is_empty() {
+        Some("empty label name".to_owned())
+    } else if value.is_empty() {
+        Some(format!("label {name:?} has an empty value"))
+    } else if prev.is_some_and(|p| p >= name) {
+        Some(format!("label {name:?} out of order or duplicated"))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(RecordError::InvalidLabels { index, reason }),
+        None => Ok((name, value)),
+    }
 }
 
 /// Reads a label set section (`count`, then `count` pairs of symbol references) and checks
@@ -219,24 +295,11 @@ pub(crate) fn read_labels(
 ) -> RecordResult<crate::Labels> {
     let n = r.count("label", 2)?;
     let mut labels = Vec::with_capacity(n);
+    let mut prev = None;
     for _ in 0..n {
-        let name = read_symbol(r, syms)?;
-        let value = read_symbol(r, syms)?;
-        labels.push(crate::Label { name, value });
-    }
-    for (i, l) in labels.iter().enumerate() {
-        let reason = if l.name.is_empty() {
-            Some("empty label name".to_owned())
-        } else if l.value.is_empty() {
-            Some(format!("label {:?} has an empty value", l.name))
-        } else if i > 0 && labels[i - 1].name >= l.name {
-            Some(format!("label {:?} out of order or duplicated", l.name))
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Err(RecordError::InvalidLabels { index, reason });
-        }
+        let (name, value) = read_label(r, syms, index, prev)?;
+        prev = Some(name);
+        labels.push(crate::Label::new(name, value));
     }
     crate::Labels::new(labels).map_err(|e| RecordError::InvalidLabels {
         index,

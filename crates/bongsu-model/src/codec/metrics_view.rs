@@ -1,24 +1,19 @@
-//! The `metrics` record format (`docs/formats/records.md`, the same bytes as
-//! `bongsu_model::MetricsRecord`) written and read without owned label sets.
+//! The `metrics` record written and read without owned label sets.
 //!
-//! [`MetricsRecordWriter`] encodes series straight from borrowed label pairs (the receiver's
+//! [`MetricsRecordWriter`] encodes series straight from borrowed label pairs (a receiver's
 //! decoded request) and [`MetricsRecordView`] reads a record into borrowed pairs (the store's
-//! consumer), so neither allocates per series. Both produce and accept exactly what
-//! `MetricsRecord::encode` and `MetricsRecord::decode` do: the tests compare them byte for
-//! byte and value for value.
+//! consumer), so neither allocates per series. They share [`MetricsRecord`]'s readers and
+//! writers, and produce and accept exactly what [`MetricsRecord::encode`] and
+//! [`MetricsRecord::decode`] do: the tests compare them byte for byte and value for value.
 
-use std::collections::HashMap;
+use super::error::{RecordError, RecordResult};
+use super::metrics::{MetricKind, METRICS_MAGIC, METRICS_VERSION};
+use super::wire::{put_uvarint, read_label, read_symbol_ref, read_symbols, Reader, SymbolTable};
+use super::DecodeLimits;
+use crate::Sample;
 
-use bongsu_model::{MetricKind, RecordError, RecordResult, Sample, METRICS_MAGIC, METRICS_VERSION};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+#[cfg(doc)]
+use super::metrics::MetricsRecord;
 
 /// A metadata entry as borrowed strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +25,11 @@ pub struct MetadataRef<'a> {
 }
 
 /// Builds one `metrics` record from borrowed series. Symbols are numbered in order of first
-/// use over the series' labels and then the metadata, as `MetricsRecord::encode` does, so
+/// use over the series' labels and then the metadata, as [`MetricsRecord::encode`] does, so
 /// the output is byte-identical to encoding the same record with it.
 #[derive(Debug, Default)]
 pub struct MetricsRecordWriter<'a> {
-    index: HashMap<&'a str, u32, Xxh3DefaultBuilder>,
-    symbols: Vec<&'a str>,
-    symbol_bytes: usize,
+    symbols: SymbolTable<'a>,
     series: usize,
     body: Vec<u8>,
     metadata: Vec<MetadataRef<'a>>,
@@ -47,15 +40,17 @@ impl<'a> MetricsRecordWriter<'a> {
         Self::default()
     }
 
-    fn intern(&mut self, s: &'a str) -> u32 {
-        if let Some(&i) = self.index.get(s) {
-            return i;
+    /// A writer with room for about `series` series holding `labels` label pairs and
+    /// `samples` samples in all, so that it does not grow while they are added.
+    pub fn with_capacity(series: usize, labels: usize, samples: usize) -> Self {
+        Self {
+            // Label values repeat across series; a quarter of the pairs is a fair guess of
+            // the distinct strings.
+            symbols: SymbolTable::with_capacity(labels / 4),
+            series: 0,
+            body: Vec::with_capacity(series * 3 + labels * 3 + samples * 16),
+            metadata: Vec::new(),
         }
-        let i = self.symbols.len() as u32;
-        self.symbols.push(s);
-        self.symbol_bytes += s.len() + 2;
-        self.index.insert(s, i);
-        i
     }
 
     /// Adds a series. `labels` must be a canonical label set (names non-empty and strictly
@@ -66,8 +61,8 @@ impl<'a> MetricsRecordWriter<'a> {
             .all(|w| !w[0].0.is_empty() && w[0].0 < w[1].0));
         put_uvarint(&mut self.body, labels.len() as u64);
         for &(n, v) in labels {
-            let n = self.intern(n);
-            let v = self.intern(v);
+            let n = self.symbols.intern(n);
+            let v = self.symbols.intern(v);
             put_uvarint(&mut self.body, u64::from(n));
             put_uvarint(&mut self.body, u64::from(v));
         }
@@ -99,127 +94,27 @@ impl<'a> MetricsRecordWriter<'a> {
 
     /// The encoded record.
     pub fn finish(mut self) -> Vec<u8> {
-        let metadata = std::mem::take(&mut self.metadata);
-        let metadata: Vec<(u32, MetricKind, u32, u32)> = metadata
-            .iter()
-            .map(|m| {
-                let family = self.intern(m.family);
-                let help = self.intern(m.help);
-                let unit = self.intern(m.unit);
-                (family, m.kind, help, unit)
-            })
-            .collect();
-        let mut out =
-            Vec::with_capacity(32 + self.symbol_bytes + self.body.len() + metadata.len() * 8);
+        for m in &self.metadata {
+            self.symbols.intern(m.family);
+            self.symbols.intern(m.help);
+            self.symbols.intern(m.unit);
+        }
+        let mut out = Vec::with_capacity(
+            16 + self.symbols.encoded_len_hint() + self.body.len() + self.metadata.len() * 8,
+        );
         out.extend_from_slice(&METRICS_MAGIC);
         out.push(METRICS_VERSION);
-        put_uvarint(&mut out, self.symbols.len() as u64);
-        for s in &self.symbols {
-            put_uvarint(&mut out, s.len() as u64);
-            out.extend_from_slice(s.as_bytes());
-        }
+        self.symbols.write(&mut out);
         put_uvarint(&mut out, self.series as u64);
         out.extend_from_slice(&self.body);
-        put_uvarint(&mut out, metadata.len() as u64);
-        for &(family, kind, help, unit) in &metadata {
-            put_uvarint(&mut out, u64::from(family));
-            out.push(kind.code());
-            put_uvarint(&mut out, u64::from(help));
-            put_uvarint(&mut out, u64::from(unit));
+        put_uvarint(&mut out, self.metadata.len() as u64);
+        for m in &self.metadata {
+            put_uvarint(&mut out, u64::from(self.symbols.intern(m.family)));
+            out.push(m.kind.code());
+            put_uvarint(&mut out, u64::from(self.symbols.intern(m.help)));
+            put_uvarint(&mut out, u64::from(self.symbols.intern(m.unit)));
         }
         out
-    }
-}
-
-/// Bytes of strings a record's symbol references may expand to, as `DecodeLimits`'s default.
-const MAX_EXPANDED_BYTES: usize = 256 << 20;
-
-/// A bounds-checked cursor over untrusted record bytes.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    expanded: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> RecordResult<&'a [u8]> {
-        if self.remaining() < n {
-            return Err(RecordError::Truncated {
-                offset: self.pos,
-                expected: n,
-                found: self.remaining(),
-            });
-        }
-        let b = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(b)
-    }
-
-    fn u8(&mut self) -> RecordResult<u8> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn uvarint(&mut self) -> RecordResult<u64> {
-        let offset = self.pos;
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(RecordError::Truncated {
-                    offset: self.pos,
-                    expected: 1,
-                    found: 0,
-                });
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return Err(RecordError::BadVarint { offset });
-            }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(RecordError::BadVarint { offset })
-    }
-
-    fn count(&mut self, what: &'static str, min_size: usize) -> RecordResult<usize> {
-        let offset = self.pos;
-        let count = self.uvarint()?;
-        let remaining = self.remaining();
-        let fits = count
-            .checked_mul(min_size.max(1) as u64)
-            .is_some_and(|need| need <= remaining as u64);
-        if !fits {
-            return Err(RecordError::CountTooLarge {
-                what,
-                count,
-                offset,
-                remaining,
-            });
-        }
-        Ok(count as usize)
-    }
-
-    fn symbol(&mut self, syms: &[&'a str]) -> RecordResult<&'a str> {
-        let index = self.uvarint()?;
-        let s = usize::try_from(index)
-            .ok()
-            .and_then(|i| syms.get(i))
-            .ok_or(RecordError::BadSymbol {
-                index,
-                len: syms.len(),
-            })?;
-        self.expanded = self.expanded.saturating_add(s.len());
-        if self.expanded > MAX_EXPANDED_BYTES {
-            return Err(RecordError::ExpansionLimit {
-                limit: MAX_EXPANDED_BYTES,
-            });
-        }
-        Ok(s)
     }
 }
 
@@ -250,7 +145,7 @@ impl SeriesView<'_, '_> {
 }
 
 /// A `metrics` record read in place: label strings borrow the record's bytes. Accepts
-/// exactly the records `MetricsRecord::decode` accepts (default limits).
+/// exactly the records [`MetricsRecord::decode`] accepts (default limits).
 #[derive(Debug, Default)]
 pub struct MetricsRecordView<'a> {
     labels: Vec<(&'a str, &'a str)>,
@@ -262,39 +157,10 @@ pub struct MetricsRecordView<'a> {
 impl<'a> MetricsRecordView<'a> {
     /// Reads a record from untrusted bytes; never panics.
     pub fn parse(bytes: &'a [u8]) -> RecordResult<Self> {
-        let mut r = Cursor {
-            buf: bytes,
-            pos: 0,
-            expanded: 0,
-        };
-        let m = r.take(4)?;
-        if m != METRICS_MAGIC {
-            let mut found = [0u8; 4];
-            found.copy_from_slice(m);
-            return Err(RecordError::BadMagic {
-                expected: METRICS_MAGIC,
-                found,
-            });
-        }
-        let v = r.u8()?;
-        if v != METRICS_VERSION {
-            return Err(RecordError::UnsupportedVersion {
-                found: v,
-                supported: METRICS_VERSION,
-            });
-        }
-        let n = r.count("symbol", 1)?;
-        let mut syms = Vec::with_capacity(n);
-        for _ in 0..n {
-            let len = r.count("symbol", 1)?;
-            let offset = r.pos;
-            let b = r.take(len)?;
-            let s = std::str::from_utf8(b).map_err(|_| RecordError::InvalidUtf8 {
-                what: "symbol",
-                offset,
-            })?;
-            syms.push(s);
-        }
+        let mut r = Reader::new(bytes, DecodeLimits::default());
+        r.header(METRICS_MAGIC, METRICS_VERSION)?;
+        let syms = read_symbols(&mut r)?;
+        // A series takes at least 2 bytes: a label count and a sample count.
         let n = r.count("series", 2)?;
         let mut view = MetricsRecordView {
             labels: Vec::with_capacity(n * 8),
@@ -305,34 +171,23 @@ impl<'a> MetricsRecordView<'a> {
             let k = r.count("label", 2)?;
             let start = view.labels.len();
             for i in 0..k {
-                let name = r.symbol(&syms)?;
-                let value = r.symbol(&syms)?;
-                let reason = if name.is_empty() {
-                    Some("empty label name".to_owned())
-                } else if value.is_empty() {
-                    Some(format!("label {name:?} has an empty value"))
-                } else if i > 0 && view.labels[start + i - 1].0 >= name {
-                    Some(format!("label {name:?} out of order or duplicated"))
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    return Err(RecordError::InvalidLabels { index, reason });
-                }
-                view.labels.push((name, value));
+                let prev = i.checked_sub(1).map(|p| view.labels[start + p].0);
+                let pair = read_label(&mut r, &syms, index, prev)?;
+                view.labels.push(pair);
             }
             let k = r.count("sample", 16)?;
             let samples = r.take(k * 16)?;
             view.series.push((view.labels.len(), samples));
         }
+        // A metadata entry takes at least 4 bytes: three references and the kind.
         let m = r.count("metadata", 4)?;
         view.metadata.reserve(m);
         for _ in 0..m {
-            let family = r.symbol(&syms)?;
+            let family = read_symbol_ref(&mut r, &syms)?;
             let code = r.u8()?;
             let kind = MetricKind::from_code(code).ok_or(RecordError::UnknownMetricKind(code))?;
-            let help = r.symbol(&syms)?;
-            let unit = r.symbol(&syms)?;
+            let help = read_symbol_ref(&mut r, &syms)?;
+            let unit = read_symbol_ref(&mut r, &syms)?;
             view.metadata.push(MetadataRef {
                 family,
                 kind,
@@ -340,9 +195,7 @@ impl<'a> MetricsRecordView<'a> {
                 unit,
             });
         }
-        if r.remaining() != 0 {
-            return Err(RecordError::TrailingBytes(r.remaining()));
-        }
+        r.finish()?;
         Ok(view)
     }
 
@@ -374,12 +227,13 @@ impl<'a> MetricsRecordView<'a> {
 
 #[cfg(test)]
 mod tests {
-    use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Series};
     use proptest::prelude::*;
 
     use super::*;
+    use crate::{Label, Labels, MetricMetadata, MetricsRecord, Series};
 
-    fn write(rec: &MetricsRecord) -> Vec<u8> {
+    /// Writes `rec` with a `new` writer or, if `sized`, one `with_capacity`.
+    fn write(rec: &MetricsRecord, sized: bool) -> Vec<u8> {
         let pairs: Vec<Vec<(&str, &str)>> = rec
             .series
             .iter()
@@ -390,7 +244,11 @@ mod tests {
                     .collect()
             })
             .collect();
-        let mut w = MetricsRecordWriter::new();
+        let mut w = if sized {
+            MetricsRecordWriter::with_capacity(3, 10, 5)
+        } else {
+            MetricsRecordWriter::new()
+        };
         for m in &rec.metadata {
             w.push_metadata(MetadataRef {
                 family: &m.family,
@@ -494,7 +352,8 @@ mod tests {
 
         #[test]
         fn writer_is_byte_identical_to_the_model(rec in arb_record()) {
-            prop_assert_eq!(write(&rec), rec.encode());
+            prop_assert_eq!(write(&rec, false), rec.encode());
+            prop_assert_eq!(write(&rec, true), rec.encode());
         }
 
         #[test]
@@ -513,9 +372,11 @@ mod tests {
             bytes.truncate(bytes.len() - cut % 3);
             let model = MetricsRecord::decode(&bytes);
             let view = MetricsRecordView::parse(&bytes);
-            prop_assert_eq!(model.is_ok(), view.is_ok(), "{:?} vs {:?}", model, view.as_ref().err());
-            if let (Ok(m), Ok(v)) = (model, view) {
-                prop_assert_eq!(owned(&v), m);
+            // Both run the same readers: the same error, or the same record.
+            match (model, view) {
+                (Ok(m), Ok(v)) => prop_assert_eq!(owned(&v), m),
+                (Err(m), Err(v)) => prop_assert_eq!(m, v),
+                (m, v) => prop_assert!(false, "{:?} vs {:?}", m, v.err()),
             }
         }
 
