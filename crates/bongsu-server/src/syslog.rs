@@ -132,6 +132,7 @@ impl SyslogReceiver {
             topic.partitions.len().max(1) as u32,
         ));
         let intake = Arc::new(Intake {
+            labels: Default::default(),
             tx,
             queue,
             counters: counters.clone(),

@@ -57,11 +57,48 @@ pub(crate) fn fit(m: &mut SyslogMessage<'_>, batch_bytes: usize) -> usize {
     entry_cost(&m.stream, &m.entry)
 }
 
-/// A fast non-cryptographic hasher for grouping one piece by label set: the map lives for one
-/// piece of at most `syslog.batch_bytes`, so colliding keys cost at most a quadratic scan of
-/// one piece.
+/// A fast non-cryptographic hasher for grouping messages by stream: the maps keyed by it hold
+/// one piece's or one batch's streams, or at most [`LABEL_CACHE_MAX`] label sets, so colliding
+/// keys cost at most a scan of one bounded map.
 #[derive(Default)]
-struct FastHasher(u64);
+pub(crate) struct FastHasher(u64);
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// Most label sets [`LabelCache`] keeps; when full it starts over.
+const LABEL_CACHE_MAX: usize = 4096;
+
+/// The label sets of recently seen syslog streams, shared by the receivers: a piece's
+/// distinct streams take theirs from here instead of building them again (about ten
+/// allocations each, for every piece).
+#[derive(Debug, Default)]
+pub(crate) struct LabelCache {
+    sets: FastMap<SyslogStream<'static>, Arc<Labels>>,
+}
+
+impl LabelCache {
+    /// The label set of `stream`.
+    pub(crate) fn get(&mut self, stream: &SyslogStream<'_>) -> Arc<Labels> {
+        if let Some(l) = find(&self.sets, stream) {
+            return l.clone();
+        }
+        if self.sets.len() >= LABEL_CACHE_MAX {
+            self.sets.clear();
+        }
+        let labels = Arc::new(stream.labels());
+        self.sets
+            .insert(stream.clone().into_owned(), labels.clone());
+        labels
+    }
+}
+
+/// Looks up a borrowed stream in a map of owned ones (the map's key type shortens to `'a`).
+fn find<'m, 'a>(
+    sets: &'m FastMap<SyslogStream<'a>, Arc<Labels>>,
+    stream: &SyslogStream<'a>,
+) -> Option<&'m Arc<Labels>> {
+    sets.get(stream)
+}
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -89,25 +126,28 @@ impl Hasher for FastHasher {
 pub(crate) struct Piece {
     pub(crate) transport: Transport,
     /// The distinct label sets of the piece's messages, in order of first arrival.
-    labels: Vec<Labels>,
+    labels: Vec<Arc<Labels>>,
     /// Each message in arrival order: its label set (index into `labels`), entry and cost
     /// (the permits it holds).
     items: Vec<(usize, LogEntry, usize)>,
 }
 
 impl Piece {
-    /// Groups `messages` (with their costs) by stream; each distinct stream's label set is
-    /// built once here, not once per message.
-    pub(crate) fn new(transport: Transport, messages: Vec<(SyslogMessage<'_>, usize)>) -> Self {
-        let mut index: HashMap<SyslogStream<'_>, usize, BuildHasherDefault<FastHasher>> =
-            HashMap::default();
+    /// Groups `messages` (with their costs) by stream; each distinct stream's label set comes
+    /// from `cache` once per piece, not once per message.
+    pub(crate) fn new(
+        transport: Transport,
+        messages: Vec<(SyslogMessage<'_>, usize)>,
+        cache: &mut LabelCache,
+    ) -> Self {
+        let mut index: FastMap<SyslogStream<'_>, usize> = HashMap::default();
         let mut labels = Vec::new();
         let mut items = Vec::with_capacity(messages.len());
         for (m, cost) in messages {
             let i = match index.get(&m.stream) {
                 Some(&i) => i,
                 None => {
-                    labels.push(m.stream.labels());
+                    labels.push(cache.get(&m.stream));
                     index.insert(m.stream, labels.len() - 1);
                     labels.len() - 1
                 }
@@ -128,7 +168,7 @@ struct Batch {
     streams: Vec<LogStream>,
     /// Per stream, its lines received over TCP and over UDP.
     transports: Vec<(u64, u64)>,
-    index: HashMap<Labels, usize>,
+    index: FastMap<Labels, usize>,
     lines: usize,
     cost: usize,
 }
@@ -394,6 +434,43 @@ mod tests {
             let encoded = syslog_batch(records).encode().len();
             prop_assert!(encoded <= cost + RECORD_SLACK_BYTES, "{encoded} > {cost} + slack");
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The cache gives every message the label set the parser would build for it, the
+        /// same shared set for the same stream, and stays bounded.
+        #[test]
+        fn label_cache_gives_each_stream_its_own_labels(
+            msgs in proptest::collection::vec(message(), 1..40),
+        ) {
+            let limits = Limits::default();
+            let mut cache = LabelCache::default();
+            let parsed: Vec<_> = msgs
+                .iter()
+                .map(|m| parse_syslog_message(m.as_bytes(), 0, &limits))
+                .collect();
+            for m in &parsed {
+                let got = cache.get(&m.stream);
+                prop_assert_eq!(&*got, &m.stream.labels());
+                prop_assert!(Arc::ptr_eq(&got, &cache.get(&m.stream)));
+            }
+            prop_assert!(cache.sets.len() <= parsed.len());
+        }
+    }
+
+    #[test]
+    fn label_cache_starts_over_when_full() {
+        let limits = Limits::default();
+        let mut cache = LabelCache::default();
+        for i in 0..LABEL_CACHE_MAX + 10 {
+            let msg = format!("<13>1 2024-01-02T03:04:05Z host{i} app - - - x");
+            let m = parse_syslog_message(msg.as_bytes(), 0, &limits);
+            let got = cache.get(&m.stream);
+            assert_eq!(*got, m.stream.labels());
+        }
+        assert!(cache.sets.len() <= LABEL_CACHE_MAX);
+        assert!(cache.sets.len() >= 10);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! From bytes to the batcher: parsing, counting, and the queue permits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bongsu_ingest::{parse_syslog_message, Limits, SyslogMessage};
 use bongsu_model::Label;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock::Clock;
-use crate::syslog::batcher::{fit, Piece};
+use crate::syslog::batcher::{fit, LabelCache, Piece};
 use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
 
 /// Messages parsed but not yet added to the counters.
@@ -27,6 +27,8 @@ pub(crate) struct Intake {
     pub(crate) limits: Limits,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) batch_bytes: usize,
+    /// Label sets of recent streams, shared by every receiver task.
+    pub(crate) labels: Mutex<LabelCache>,
 }
 
 impl Intake {
@@ -42,6 +44,11 @@ impl Intake {
         let item = self.parse_at(now_ns, data, truncated, &mut tally);
         self.count(t, &tally);
         item
+    }
+
+    fn label_cache(&self) -> std::sync::MutexGuard<'_, LabelCache> {
+        // The cache holds no invariant a panic could break midway.
+        self.labels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The clock's time in ns, as the parser wants it.
@@ -96,7 +103,11 @@ impl Intake {
         for (r, c) in items {
             if !piece.is_empty() && cost + c > self.batch_bytes {
                 let n = piece.len() as u64;
-                out.push((Piece::new(t, std::mem::take(&mut piece)), cost, n));
+                out.push((
+                    Piece::new(t, std::mem::take(&mut piece), &mut self.label_cache()),
+                    cost,
+                    n,
+                ));
                 cost = 0;
             }
             cost += c;
@@ -104,7 +115,7 @@ impl Intake {
         }
         if !piece.is_empty() {
             let n = piece.len() as u64;
-            out.push((Piece::new(t, piece), cost, n));
+            out.push((Piece::new(t, piece, &mut self.label_cache()), cost, n));
         }
         out
     }
@@ -150,7 +161,8 @@ impl Intake {
             return;
         };
         permit.forget();
-        if self.tx.try_send(Piece::new(t, items)).is_err() {
+        let piece = Piece::new(t, items, &mut self.label_cache());
+        if self.tx.try_send(piece).is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);
         }
