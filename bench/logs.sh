@@ -129,6 +129,8 @@ if [[ "$have_server" == 1 ]]; then
             [[ "$conns" != 1 ]] && what="$conns connections"
             IFS='|' read -r rate cpu sent < <(e2e env BONGSU_TOKEN="$token" ./target/release/bongsu-loggen --connections "$conns" --lines "$e2e_lines" loki "$addr" --batch 1M)
             echo "| ingest end to end, Loki push (JSON, 1 MB batches, $what, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
+            IFS='|' read -r rate cpu sent < <(e2e env BONGSU_TOKEN="$token" ./target/release/bongsu-loggen --connections "$conns" --seed 3 --lines "$e2e_lines" loki "$addr" --protobuf --batch 1M)
+            echo "| ingest end to end, Loki push (protobuf + snappy, 1 MB batches, $what, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
             IFS='|' read -r rate cpu sent < <(e2e ./target/release/bongsu-loggen --connections "$conns" --seed 2 --lines "$e2e_lines" syslog "$syslog_addr")
             echo "| ingest end to end, syslog TCP (RFC 5424, octet counting, $what, $e2e_lines lines) → applied in the log store | $rate lines/s wall, server $cpu CPU s per M lines (sender: $sent) | ≥ 300k lines/s |"
         done

@@ -44,9 +44,12 @@ enum Cmd {
     Stdout,
     /// RFC 5424 over TCP with octet counting to ADDR (`host:port`).
     Syslog { addr: String },
-    /// Loki push API (JSON) to ADDR (`host:port`).
+    /// Loki push API to ADDR (`host:port`): JSON, or protobuf with snappy.
     Loki {
         addr: String,
+        /// Protobuf bodies with snappy (what Loki clients send by default) instead of JSON.
+        #[arg(long)]
+        protobuf: bool,
         /// Bearer token.
         #[arg(long, env = "BONGSU_TOKEN")]
         token: Option<String>,
@@ -178,12 +181,20 @@ fn main() -> Result<()> {
                 })
             })?;
         }
-        Cmd::Loki { addr, token, batch } => {
+        Cmd::Loki {
+            addr,
+            protobuf,
+            token,
+            batch,
+        } => {
             let batch = usize::try_from(parse_size(&batch)?).context("batch size")?;
             let n_conn = args.connections.max(1);
             let n_streams = streams.len();
             fan_out(n_conn, &streams, &mut g, &mut line, &mut next, |_| {
                 let mut tx = LokiSender::connect(&addr, n_streams, token.clone(), batch)?;
+                if protobuf {
+                    tx = tx.protobuf();
+                }
                 Ok(move |streams: &[Stream], lines: &[Line]| -> Result<()> {
                     if lines.is_empty() {
                         return Ok(tx.flush(streams)?);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::gen::{Line, Stream};
 use crate::time::Civil;
+use bongsu_ingest::logproto;
 
 /// Writes each stream's lines to `<dir>/<stream file name>`, newline-terminated.
 #[derive(Debug)]
@@ -171,8 +172,12 @@ pub struct LokiSender {
     path: String,
     token: Option<String>,
     conn: BufReader<TcpStream>,
-    /// Per stream, the JSON `values` entries of the pending batch.
+    /// Per stream, the JSON `values` entries of the pending batch (JSON bodies) ...
     pending: Vec<String>,
+    /// ... or its entries (protobuf bodies, when `Some`).
+    pending_proto: Option<Vec<Vec<logproto::EntryAdapter>>>,
+    /// The snappy-compressed protobuf body.
+    body_bytes: Vec<u8>,
     pending_bytes: usize,
     batch_bytes: usize,
     body: String,
@@ -198,6 +203,8 @@ impl LokiSender {
             token,
             conn: BufReader::new(s),
             pending: vec![String::new(); streams],
+            pending_proto: None,
+            body_bytes: Vec::new(),
             pending_bytes: 0,
             batch_bytes: batch_bytes.max(1),
             body: String::new(),
@@ -205,8 +212,33 @@ impl LokiSender {
         })
     }
 
+    /// Sends protobuf bodies with snappy (`application/x-protobuf`, what Loki clients send by
+    /// default) instead of JSON.
+    pub fn protobuf(mut self) -> Self {
+        self.pending_proto = Some(vec![Vec::new(); self.pending.len()]);
+        self
+    }
+
     /// Adds a line to the pending batch; pushes when the batch is full.
     pub fn send(&mut self, streams: &[Stream], line: &Line) -> Result<()> {
+        if let Some(pending) = self.pending_proto.as_mut() {
+            let Some(p) = pending.get_mut(line.stream) else {
+                return Err(Error::Invalid(format!("no stream {}", line.stream)));
+            };
+            p.push(logproto::EntryAdapter {
+                timestamp: Some(logproto::Timestamp {
+                    seconds: line.ts_ns.div_euclid(1_000_000_000),
+                    nanos: line.ts_ns.rem_euclid(1_000_000_000) as i32,
+                }),
+                line: line.text.clone(),
+                structured_metadata: Vec::new(),
+            });
+            self.pending_bytes += line.text.len() + 16;
+            if self.pending_bytes >= self.batch_bytes {
+                self.flush(streams)?;
+            }
+            return Ok(());
+        }
         let Some(p) = self.pending.get_mut(line.stream) else {
             return Err(Error::Invalid(format!("no stream {}", line.stream)));
         };
@@ -231,6 +263,27 @@ impl LokiSender {
     /// Pushes the pending batch and waits for the answer.
     pub fn flush(&mut self, streams: &[Stream]) -> Result<()> {
         if self.pending_bytes == 0 {
+            return Ok(());
+        }
+        if let Some(pending) = self.pending_proto.as_mut() {
+            let mut req = logproto::PushRequest::default();
+            for (i, entries) in pending.iter_mut().enumerate() {
+                if entries.is_empty() {
+                    continue;
+                }
+                req.streams.push(logproto::StreamAdapter {
+                    labels: streams[i].labels.to_string(),
+                    entries: std::mem::take(entries),
+                    hash: 0,
+                });
+            }
+            let raw = prost::Message::encode_to_vec(&req);
+            self.body_bytes = snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .map_err(|e| Error::Invalid(format!("snappy: {e}")))?;
+            self.pending_bytes = 0;
+            self.post("application/x-protobuf")?;
+            self.pushed += 1;
             return Ok(());
         }
         self.body.clear();
@@ -262,21 +315,23 @@ impl LokiSender {
         }
         self.body.push_str("]}");
         self.pending_bytes = 0;
-        self.post()?;
+        self.body_bytes.clear();
+        self.body_bytes.extend_from_slice(self.body.as_bytes());
+        self.post("application/json")?;
         self.pushed += 1;
         Ok(())
     }
 
-    fn post(&mut self) -> Result<()> {
+    fn post(&mut self, content_type: &str) -> Result<()> {
         let net = |addr: &str| {
             let addr = addr.to_owned();
             move |source| Error::Net { addr, source }
         };
         let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             self.path,
             self.addr,
-            self.body.len()
+            self.body_bytes.len()
         );
         if let Some(t) = &self.token {
             let _ = write!(head, "Authorization: Bearer {t}\r\n");
@@ -284,7 +339,7 @@ impl LokiSender {
         head.push_str("\r\n");
         let s = self.conn.get_mut();
         s.write_all(head.as_bytes())
-            .and_then(|()| s.write_all(self.body.as_bytes()))
+            .and_then(|()| s.write_all(&self.body_bytes))
             .map_err(net(&self.addr))?;
         let (status, body) = read_response(&mut self.conn).map_err(|e| match e {
             RespError::Io(source) => Error::Net {
@@ -511,5 +566,74 @@ mod tests {
         assert!(bodies[0].starts_with("{\"streams\":[{\"stream\":{\"app\":"));
         assert!(bodies[0].contains("\"values\":[[\"17953056"));
         assert!(bodies[0].ends_with("]}]}"));
+    }
+
+    /// Protobuf bodies decode (as the server decodes them) to every line sent, in order per
+    /// stream, with each stream's labels and timestamps.
+    #[test]
+    fn loki_push_protobuf_bodies_decode_to_the_lines_sent() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s);
+            let mut bodies = Vec::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                let (mut len, mut protobuf) = (0, false);
+                loop {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    protobuf |= line.trim() == "Content-Type: application/x-protobuf";
+                }
+                assert!(protobuf);
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                bodies.push(body);
+                r.get_mut()
+                    .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    .unwrap();
+            }
+            bodies
+        });
+        let mut g = Generator::new(Config::default());
+        let streams = g.streams().to_vec();
+        let mut tx = LokiSender::connect(&addr, streams.len(), None, 64 << 10)
+            .unwrap()
+            .protobuf();
+        let mut l = Line::default();
+        let mut want: Vec<Vec<(i64, String)>> = vec![Vec::new(); streams.len()];
+        for _ in 0..3_000 {
+            g.next_line(&mut l);
+            tx.send(&streams, &l).unwrap();
+            want[l.stream].push((l.ts_ns, l.text.clone()));
+        }
+        tx.flush(&streams).unwrap();
+        assert!(tx.pushed_requests() > 1);
+        drop(tx);
+        let mut got: Vec<Vec<(i64, String)>> = vec![Vec::new(); streams.len()];
+        for body in server.join().unwrap() {
+            let rec = bongsu_ingest::decode_loki_push(
+                &body,
+                Some("application/x-protobuf"),
+                None,
+                &bongsu_ingest::Limits::default(),
+            )
+            .unwrap();
+            for s in rec.streams {
+                let i = streams.iter().position(|x| x.labels == s.labels).unwrap();
+                got[i].extend(s.entries.into_iter().map(|e| (e.timestamp_ns, e.line)));
+            }
+        }
+        assert_eq!(got, want);
     }
 }
