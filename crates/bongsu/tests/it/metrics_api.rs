@@ -230,15 +230,19 @@ fn remote_write_then_every_query_endpoint_and_the_cli() {
     assert_eq!(status, 204, "{text}");
     let at = secs(t0 + 60_000);
 
-    // The consumer applies the record shortly after the acknowledgement.
+    // The consumer applies the record shortly after the acknowledgement; the two series may
+    // sit on different partitions, applied independently, so wait for both.
+    // (One query each: the server's sample limit here is 9.)
     wait_for("the written samples to be queryable", || {
-        let (_, v) = get_json(
-            addr,
-            &token,
-            "/api/v1/query",
-            &[("query", "e2e_up"), ("time", &at)],
-        );
-        v["status"] == "success" && result(&v).len() == 1
+        ["e2e_up", "e2e_requests_total"].iter().all(|q| {
+            let (_, v) = get_json(
+                addr,
+                &token,
+                "/api/v1/query",
+                &[("query", q), ("time", &at)],
+            );
+            v["status"] == "success" && result(&v).len() == 1
+        })
     });
 
     // Instant query, GET: a rate over the counter (30 per 15 s).
