@@ -21,6 +21,7 @@
 //!   Prometheus-format file into the `metrics` topic (reloaded on SIGHUP).
 
 mod agents;
+pub mod allocator;
 mod api_error;
 mod auth;
 mod clock;

@@ -265,6 +265,8 @@ async fn consume_partition(
         fetch_min_bytes: 1,
         fetch_max_wait_ms: FETCH_MAX_WAIT_MS,
     };
+    // Records were applied since the last empty fetch.
+    let mut busy = false;
     loop {
         if *stop.borrow() {
             return;
@@ -276,8 +278,13 @@ async fn consume_partition(
         match fetched {
             Ok(res) => {
                 let Some(last) = res.records.last().map(|r| r.offset) else {
+                    if std::mem::take(&mut busy) {
+                        // Caught up after applying: what the burst freed can go back.
+                        crate::allocator::request_trim();
+                    }
                     continue;
                 };
+                busy = true;
                 let l = logs.clone();
                 match blocking(move || apply(&l, partition, res.records)).await {
                     Ok(()) => {

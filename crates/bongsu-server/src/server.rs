@@ -50,6 +50,7 @@ impl Server {
         crate::scrape::start(&state, stream.clone()).await?;
         crate::agents::recover_agents(&state).await?;
         crate::agents::spawn_checkpoints(state.clone());
+        crate::allocator::spawn_trim();
         state.add_shutdown_hook("stream", move || async move {
             stream.shutdown().await;
         });

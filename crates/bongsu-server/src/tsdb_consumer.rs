@@ -471,6 +471,8 @@ async fn consume(
     let mut cache = Some(SeriesCache::default());
     // The offset last committed and when.
     let mut committed: Option<(u64, tokio::time::Instant)> = None;
+    // Records were applied since the last empty fetch.
+    let mut busy = false;
     loop {
         if *stop.borrow() {
             return;
@@ -484,8 +486,13 @@ async fn consume(
                 if committed.is_some_and(|(c, _)| c != offset) {
                     commit(stream.as_ref(), partition, offset, &mut committed).await;
                 }
+                if std::mem::take(&mut busy) {
+                    // Caught up after applying: what the burst freed can go back.
+                    crate::allocator::request_trim();
+                }
             }
             Ok(r) => {
+                busy = true;
                 let s = store.clone();
                 let mut c = cache.take().unwrap_or_default();
                 let applied = tokio::task::spawn_blocking(move || {

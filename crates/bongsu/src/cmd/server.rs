@@ -19,6 +19,8 @@ pub(crate) struct ServerArgs {
 
 pub(crate) fn run(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.config.load(args.listen)?;
+    // Before any thread of the runtime allocates (see bongsu_server::allocator).
+    bongsu_server::allocator::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bongsu")
