@@ -471,7 +471,7 @@ fn validate_in_place(
 
 #[cfg(test)]
 mod tests {
-    use bongsu_model::{Label, Labels, MetricMetadata, MetricsRecord, Series};
+    use bongsu_model::{Label, Labels, MetricsRecord, Series};
     use proptest::prelude::*;
     use prost::Message;
 
@@ -488,16 +488,7 @@ mod tests {
                     samples: s.samples.to_vec(),
                 })
                 .collect(),
-            metadata: v
-                .metadata()
-                .iter()
-                .map(|m| MetricMetadata {
-                    family: m.family.to_owned(),
-                    kind: m.kind,
-                    help: m.help.to_owned(),
-                    unit: m.unit.to_owned(),
-                })
-                .collect(),
+            metadata: v.metadata().iter().map(MetadataRef::to_metadata).collect(),
         }
     }
 

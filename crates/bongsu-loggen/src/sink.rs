@@ -414,6 +414,54 @@ mod tests {
     use std::io::Read;
     use std::net::TcpListener;
 
+    /// One request a test server read: its header lines and body.
+    struct Request {
+        headers: Vec<String>,
+        body: Vec<u8>,
+    }
+
+    /// Accepts one connection on `listener` and reads push requests until it closes, answering
+    /// request `i` with `reply(i)`; returns what it read.
+    fn serve_pushes(
+        listener: TcpListener,
+        reply: impl Fn(usize) -> String + Send + 'static,
+    ) -> std::thread::JoinHandle<Vec<Request>> {
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s);
+            let mut out = Vec::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                assert!(
+                    line.starts_with("POST /loki/api/v1/push HTTP/1.1"),
+                    "{line}"
+                );
+                let (mut headers, mut len) = (Vec::new(), 0);
+                loop {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("Content-Length: ") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    headers.push(line.trim().to_owned());
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                r.get_mut().write_all(reply(out.len()).as_bytes()).unwrap();
+                out.push(Request { headers, body });
+            }
+            out
+        })
+    }
+
+    const NO_CONTENT: &str = "HTTP/1.1 204 No Content\r\n\r\n";
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
@@ -505,41 +553,12 @@ mod tests {
     fn loki_push_sends_json_batches_and_reports_rejections() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let server = std::thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            let mut r = BufReader::new(s);
-            let mut bodies = Vec::new();
-            for i in 0.. {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap() == 0 {
-                    break;
-                }
-                assert!(line.starts_with("POST /loki/api/v1/push HTTP/1.1"));
-                let mut len = 0;
-                let mut auth = false;
-                loop {
-                    line.clear();
-                    r.read_line(&mut line).unwrap();
-                    if line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.strip_prefix("Content-Length: ") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    auth |= line.trim() == "Authorization: Bearer tok";
-                }
-                assert!(auth);
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                bodies.push(String::from_utf8(body).unwrap());
-                let reply = if i == 2 {
-                    "HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nno good".to_owned()
-                } else {
-                    "HTTP/1.1 204 No Content\r\n\r\n".to_owned()
-                };
-                r.get_mut().write_all(reply.as_bytes()).unwrap();
+        let server = serve_pushes(listener, |i| {
+            if i == 2 {
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nno good".to_owned()
+            } else {
+                NO_CONTENT.to_owned()
             }
-            bodies
         });
         let mut g = Generator::new(Config::default());
         let streams = g.streams().to_vec();
@@ -561,7 +580,14 @@ mod tests {
             "{err:?}"
         );
         drop(tx);
-        let bodies = server.join().unwrap();
+        let requests = server.join().unwrap();
+        assert!(requests
+            .iter()
+            .all(|r| r.headers.iter().any(|h| h == "Authorization: Bearer tok")));
+        let bodies: Vec<String> = requests
+            .into_iter()
+            .map(|r| String::from_utf8(r.body).unwrap())
+            .collect();
         assert_eq!(bodies.len(), 3);
         assert!(bodies[0].starts_with("{\"streams\":[{\"stream\":{\"app\":"));
         assert!(bodies[0].contains("\"values\":[[\"17953056"));
@@ -574,37 +600,7 @@ mod tests {
     fn loki_push_protobuf_bodies_decode_to_the_lines_sent() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let server = std::thread::spawn(move || {
-            let (s, _) = listener.accept().unwrap();
-            let mut r = BufReader::new(s);
-            let mut bodies = Vec::new();
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap() == 0 {
-                    break;
-                }
-                let (mut len, mut protobuf) = (0, false);
-                loop {
-                    line.clear();
-                    r.read_line(&mut line).unwrap();
-                    if line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.strip_prefix("Content-Length: ") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    protobuf |= line.trim() == "Content-Type: application/x-protobuf";
-                }
-                assert!(protobuf);
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                bodies.push(body);
-                r.get_mut()
-                    .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                    .unwrap();
-            }
-            bodies
-        });
+        let server = serve_pushes(listener, |_| NO_CONTENT.to_owned());
         let mut g = Generator::new(Config::default());
         let streams = g.streams().to_vec();
         let mut tx = LokiSender::connect(&addr, streams.len(), None, 64 << 10)
@@ -621,9 +617,13 @@ mod tests {
         assert!(tx.pushed_requests() > 1);
         drop(tx);
         let mut got: Vec<Vec<(i64, String)>> = vec![Vec::new(); streams.len()];
-        for body in server.join().unwrap() {
+        for req in server.join().unwrap() {
+            assert!(req
+                .headers
+                .iter()
+                .any(|h| h == "Content-Type: application/x-protobuf"));
             let rec = bongsu_ingest::decode_loki_push(
-                &body,
+                &req.body,
                 Some("application/x-protobuf"),
                 None,
                 &bongsu_ingest::Limits::default(),

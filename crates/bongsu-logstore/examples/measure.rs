@@ -10,16 +10,9 @@ use bongsu_model::{Labels, LogEntry};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
-/// CPU seconds this thread has used (from /proc, 10 ms resolution): the figures are per core
-/// even on a busy machine.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // After the command name: state is field 0, utime field 11, stime field 12.
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::cpu_secs;
 
 /// A realistic mixed line. Each request (4 consecutive lines) shares one request id and
 /// client: an access log line, a logfmt line, a JSON line and a plain worker line. Clients,

@@ -7,7 +7,7 @@
 //! [`MetricsRecord::decode`] do: the tests compare them byte for byte and value for value.
 
 use super::error::{RecordError, RecordResult};
-use super::metrics::{MetricKind, METRICS_MAGIC, METRICS_VERSION};
+use super::metrics::{MetricKind, MetricMetadata, METRICS_MAGIC, METRICS_VERSION};
 use super::wire::{put_uvarint, read_label, read_symbol_ref, read_symbols, Reader, SymbolTable};
 use super::DecodeLimits;
 use crate::Sample;
@@ -22,6 +22,18 @@ pub struct MetadataRef<'a> {
     pub kind: MetricKind,
     pub help: &'a str,
     pub unit: &'a str,
+}
+
+impl MetadataRef<'_> {
+    /// The owned metadata this borrows.
+    pub fn to_metadata(&self) -> MetricMetadata {
+        MetricMetadata {
+            family: self.family.to_owned(),
+            kind: self.kind,
+            help: self.help.to_owned(),
+            unit: self.unit.to_owned(),
+        }
+    }
 }
 
 /// Builds one `metrics` record from borrowed series. Symbols are numbered in order of first
@@ -230,7 +242,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{Label, Labels, MetricMetadata, MetricsRecord, Series};
+    use crate::{Label, Labels, MetricsRecord, Series};
 
     /// Writes `rec` with a `new` writer or, if `sized`, one `with_capacity`.
     fn write(rec: &MetricsRecord, sized: bool) -> Vec<u8> {
@@ -276,12 +288,7 @@ mod tests {
             metadata: view
                 .metadata()
                 .iter()
-                .map(|m| MetricMetadata {
-                    family: m.family.to_owned(),
-                    kind: m.kind,
-                    help: m.help.to_owned(),
-                    unit: m.unit.to_owned(),
-                })
+                .map(MetadataRef::to_metadata)
                 .collect(),
         }
     }
