@@ -37,41 +37,11 @@ pub(crate) fn build_labels(
     limits: &Limits,
     context: impl Fn() -> String,
 ) -> Result<Labels> {
-    if pairs.len() > limits.max_labels_per_series {
-        return Err(Error::ItemTooLarge {
-            what: "label count",
-            actual: pairs.len(),
-            limit: limits.max_labels_per_series,
-            key: KEY_LABELS,
-            context: context(),
-        });
-    }
-    for l in &pairs {
-        if l.name.len() > limits.max_label_name_bytes {
-            return Err(Error::ItemTooLarge {
-                what: "label name length",
-                actual: l.name.len(),
-                limit: limits.max_label_name_bytes,
-                key: KEY_LABEL_NAME,
-                context: context(),
-            });
-        }
-        if l.value.len() > limits.max_label_value_bytes {
-            return Err(Error::ItemTooLarge {
-                what: "label value length",
-                actual: l.value.len(),
-                limit: limits.max_label_value_bytes,
-                key: KEY_LABEL_VALUE,
-                context: context(),
-            });
-        }
-        if !is_valid_label_name(&l.name) {
-            return Err(Error::InvalidLabelName {
-                name: l.name.clone(),
-                context: context(),
-            });
-        }
-    }
+    check_label_pairs(
+        pairs.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        limits,
+        &context,
+    )?;
     Labels::new(pairs).map_err(|e| match e {
         bongsu_model::Error::DuplicateLabel(name) => Error::DuplicateLabel {
             name,
@@ -91,13 +61,64 @@ pub(crate) fn build_series_labels(
     context: impl Fn() -> String,
 ) -> Result<Labels> {
     let labels = build_labels(pairs, limits, &context)?;
-    match labels.metric_name() {
+    check_metric_name(labels.metric_name(), &context)?;
+    Ok(labels)
+}
+
+/// The limits and name rules every label pair of a series or stream must meet: at most
+/// `max_labels_per_series` pairs, bounded name and value lengths, valid names.
+pub(crate) fn check_label_pairs<'a>(
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    limits: &Limits,
+    context: &dyn Fn() -> String,
+) -> Result<()> {
+    if pairs.len() > limits.max_labels_per_series {
+        return Err(Error::ItemTooLarge {
+            what: "label count",
+            actual: pairs.len(),
+            limit: limits.max_labels_per_series,
+            key: KEY_LABELS,
+            context: context(),
+        });
+    }
+    for (name, value) in pairs {
+        if name.len() > limits.max_label_name_bytes {
+            return Err(Error::ItemTooLarge {
+                what: "label name length",
+                actual: name.len(),
+                limit: limits.max_label_name_bytes,
+                key: KEY_LABEL_NAME,
+                context: context(),
+            });
+        }
+        if value.len() > limits.max_label_value_bytes {
+            return Err(Error::ItemTooLarge {
+                what: "label value length",
+                actual: value.len(),
+                limit: limits.max_label_value_bytes,
+                key: KEY_LABEL_VALUE,
+                context: context(),
+            });
+        }
+        if !is_valid_label_name(name) {
+            return Err(Error::InvalidLabelName {
+                name: name.to_owned(),
+                context: context(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A series needs a valid `__name__`.
+pub(crate) fn check_metric_name(name: Option<&str>, context: &dyn Fn() -> String) -> Result<()> {
+    match name {
         None => Err(Error::MissingMetricName { context: context() }),
         Some(n) if !is_valid_metric_name(n) => Err(Error::InvalidMetricName {
             name: n.to_owned(),
             context: context(),
         }),
-        Some(_) => Ok(labels),
+        Some(_) => Ok(()),
     }
 }
 

@@ -11,8 +11,8 @@ use bongsu_model::{MetadataRef, MetricKind, Sample};
 
 use crate::compression;
 use crate::error::{Error, Result};
-use crate::labels::{is_valid_label_name, is_valid_metric_name};
-use crate::limits::{Limits, KEY_LABELS, KEY_LABEL_NAME, KEY_LABEL_VALUE, KEY_SAMPLES};
+use crate::labels::{check_label_pairs, check_metric_name};
+use crate::limits::{Limits, KEY_SAMPLES};
 
 /// Checks the body size and decompresses a snappy remote_write body within the limits.
 pub fn decompress_remote_write(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
@@ -405,41 +405,7 @@ fn validate_in_place(
     debug_assert!(at <= raw.start);
     let context = || format!("series {index}");
     let pairs = &labels[raw.clone()];
-    if pairs.len() > limits.max_labels_per_series {
-        return Err(Error::ItemTooLarge {
-            what: "label count",
-            actual: pairs.len(),
-            limit: limits.max_labels_per_series,
-            key: KEY_LABELS,
-            context: context(),
-        });
-    }
-    for &(name, value) in pairs {
-        if name.len() > limits.max_label_name_bytes {
-            return Err(Error::ItemTooLarge {
-                what: "label name length",
-                actual: name.len(),
-                limit: limits.max_label_name_bytes,
-                key: KEY_LABEL_NAME,
-                context: context(),
-            });
-        }
-        if value.len() > limits.max_label_value_bytes {
-            return Err(Error::ItemTooLarge {
-                what: "label value length",
-                actual: value.len(),
-                limit: limits.max_label_value_bytes,
-                key: KEY_LABEL_VALUE,
-                context: context(),
-            });
-        }
-        if !is_valid_label_name(name) {
-            return Err(Error::InvalidLabelName {
-                name: name.to_owned(),
-                context: context(),
-            });
-        }
-    }
+    check_label_pairs(pairs.iter().copied(), limits, &context)?;
     let mut end = at;
     for i in raw {
         let pair = labels[i];
@@ -459,14 +425,9 @@ fn validate_in_place(
             context: context(),
         });
     }
-    match mine.iter().find(|p| p.0 == bongsu_model::METRIC_NAME) {
-        None => Err(Error::MissingMetricName { context: context() }),
-        Some(p) if !is_valid_metric_name(p.1) => Err(Error::InvalidMetricName {
-            name: p.1.to_owned(),
-            context: context(),
-        }),
-        Some(_) => Ok(end),
-    }
+    let name = mine.iter().find(|p| p.0 == bongsu_model::METRIC_NAME);
+    check_metric_name(name.map(|p| p.1), &context)?;
+    Ok(end)
 }
 
 #[cfg(test)]
