@@ -129,7 +129,7 @@ fn bench_syslog(c: &mut Criterion) {
     g.bench_function("frame_1000_lines", |b| {
         b.iter(|| {
             let mut f = SyslogFramer::new(64 << 10);
-            let mut out = Vec::with_capacity(1000);
+            let mut out = bongsu_ingest::Frames::default();
             for chunk in stream.chunks(4096) {
                 f.push(chunk, &mut out);
             }

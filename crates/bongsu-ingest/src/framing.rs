@@ -1,12 +1,59 @@
 //! Syslog over TCP: newline framing and RFC 6587 octet counting, auto-detected per frame.
 
-/// One frame cut from a TCP byte stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+/// Frames decoded from a connection: their bytes, one after another in one buffer, so a
+/// receiver reuses the buffer instead of allocating per frame. [`Frames::clear`] empties it
+/// and keeps the capacity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frames {
+    data: Vec<u8>,
+    /// Per frame: where its bytes end in `data`, and whether it was truncated.
+    ends: Vec<(usize, bool)>,
+}
+
+/// One frame of [`Frames`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
     /// The frame's bytes, without the octet count or the newline (and a `\r` before it).
-    pub data: Vec<u8>,
+    pub data: &'a [u8],
     /// The frame was longer than the limit; `data` holds its first `max_frame_bytes` bytes.
     pub truncated: bool,
+}
+
+impl Frames {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of all frames together.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The frames in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Frame<'_>> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, truncated)| {
+            let data = &self.data[start..end];
+            start = end;
+            Frame { data, truncated }
+        })
+    }
+
+    /// Forgets every frame, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, data: &[u8], truncated: bool) {
+        self.data.extend_from_slice(data);
+        self.ends.push((self.data.len(), truncated));
+    }
 }
 
 /// Counters a receiver can export.
@@ -83,20 +130,18 @@ impl SyslogFramer {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<Frame>) {
+    fn emit(&mut self, out: &mut Frames) {
         if self.truncated {
             self.stats.truncated += 1;
         }
         self.stats.frames += 1;
-        out.push(Frame {
-            data: std::mem::take(&mut self.buf),
-            truncated: std::mem::replace(&mut self.truncated, false),
-        });
+        out.push(&self.buf, std::mem::replace(&mut self.truncated, false));
+        self.buf.clear();
         self.state = State::Start;
     }
 
     /// Feeds the next chunk read from the connection; complete frames are pushed to `out`.
-    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Frame>) {
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Frames) {
         while !chunk.is_empty() {
             match self.state {
                 State::Start => {
@@ -164,7 +209,7 @@ impl SyslogFramer {
 
     /// The connection closed: a pending newline frame is emitted (a sender may omit the last
     /// newline); a partial octet-counted frame is dropped and counted.
-    pub fn finish(&mut self, out: &mut Vec<Frame>) {
+    pub fn finish(&mut self, out: &mut Frames) {
         match self.state {
             State::Start => {}
             State::Line => {
@@ -193,16 +238,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn frames(input: &[u8], max: usize) -> Vec<Frame> {
+    fn frames(input: &[u8], max: usize) -> Frames {
         let mut f = SyslogFramer::new(max);
-        let mut out = Vec::new();
+        let mut out = Frames::default();
         f.push(input, &mut out);
         f.finish(&mut out);
         out
     }
 
-    fn data(fs: &[Frame]) -> Vec<&[u8]> {
-        fs.iter().map(|f| f.data.as_slice()).collect()
+    fn data(fs: &Frames) -> Vec<&[u8]> {
+        fs.iter().map(|f| f.data).collect()
     }
 
     #[test]
@@ -227,7 +272,7 @@ mod tests {
     #[test]
     fn oversize_frames_are_truncated_and_counted() {
         let mut f = SyslogFramer::new(4);
-        let mut out = Vec::new();
+        let mut out = Frames::default();
         f.push(b"abcdefgh\n10 0123456789<1>ok\n", &mut out);
         assert_eq!(data(&out), [&b"abcd"[..], b"0123", b"<1>o"]);
         assert_eq!(
@@ -241,7 +286,7 @@ mod tests {
     #[test]
     fn partial_octet_frame_at_close_is_dropped() {
         let mut f = SyslogFramer::new(100);
-        let mut out = Vec::new();
+        let mut out = Frames::default();
         f.push(b"10 <1>ab", &mut out);
         f.finish(&mut out);
         assert!(out.is_empty());
@@ -266,14 +311,14 @@ mod tests {
             let whole = frames(&stream, max);
             for k in 0..=stream.len() {
                 let mut f = SyslogFramer::new(max);
-                let mut out = Vec::new();
+                let mut out = Frames::default();
                 f.push(&stream[..k], &mut out);
                 f.push(&stream[k..], &mut out);
                 f.finish(&mut out);
                 prop_assert_eq!(&out, &whole);
             }
             let mut f = SyslogFramer::new(max);
-            let mut out = Vec::new();
+            let mut out = Frames::default();
             for b in &stream {
                 f.push(std::slice::from_ref(b), &mut out);
             }
@@ -287,13 +332,13 @@ mod tests {
             max in 1usize..32,
         ) {
             let mut f = SyslogFramer::new(max);
-            let mut out = Vec::new();
+            let mut out = Frames::default();
             for c in &chunks {
                 f.push(c, &mut out);
                 prop_assert!(f.buffered() <= max + 9);
             }
             f.finish(&mut out);
-            for fr in &out {
+            for fr in out.iter() {
                 prop_assert!(fr.data.len() <= max);
             }
         }

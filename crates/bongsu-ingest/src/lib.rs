@@ -23,7 +23,7 @@ mod syslog;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exposition::{parse_exposition, Exposition, ExpositionFormat};
-pub use framing::{Frame, FramerStats, SyslogFramer};
+pub use framing::{Frame, FramerStats, Frames, SyslogFramer};
 pub use limits::Limits;
 pub use loki::proto as logproto;
 pub use loki::{decode_loki_json, decode_loki_protobuf, decode_loki_push, parse_stream_selector};
@@ -37,6 +37,6 @@ pub use remote_write_view::{
     WriteRequestView, WriteSeries,
 };
 pub use syslog::{
-    facility_name, parse_syslog, parse_syslog_message, severity_name, syslog_batch, SyslogMessage,
-    SyslogRecord, SyslogStream,
+    facility_name, parse_syslog, parse_syslog_message, parse_syslog_ref, severity_name,
+    syslog_batch, SyslogMessage, SyslogMessageRef, SyslogMeta, SyslogRecord, SyslogStream,
 };

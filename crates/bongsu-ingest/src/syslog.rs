@@ -116,16 +116,19 @@ pub fn severity_name(severity: u8) -> Option<&'static str> {
     SEVERITIES.get(usize::from(severity)).copied()
 }
 
-#[derive(Default)]
-struct Parsed<'a> {
+struct Parsed<'a, 'm> {
     facility: Option<u8>,
     severity: Option<u8>,
     timestamp_ns: Option<i64>,
     host: Option<Cow<'a, str>>,
     app: Option<Cow<'a, str>>,
-    metadata: Vec<Label>,
+    metadata: &'m mut Vec<SyslogMeta<'a>>,
     error: Option<&'static str>,
 }
+
+/// A structured metadata pair (name, value) of a parsed message, borrowing from the message
+/// where it can.
+pub type SyslogMeta<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// The stream of a syslog message, before it becomes a label set: what its labels are made
 /// of, borrowing host and app from the message. Cheap to hash and compare, so receivers group
@@ -214,6 +217,42 @@ pub fn parse_syslog(msg: &[u8], now_ns: i64, limits: &Limits) -> SyslogRecord {
 /// `msg`. Receivers group messages by [`SyslogMessage::stream`] and build each distinct
 /// stream's labels once.
 pub fn parse_syslog_message<'a>(msg: &'a [u8], now_ns: i64, limits: &Limits) -> SyslogMessage<'a> {
+    let mut metadata = Vec::new();
+    let m = parse_syslog_ref(msg, now_ns, limits, &mut metadata);
+    SyslogMessage {
+        stream: m.stream,
+        entry: LogEntry {
+            timestamp_ns: m.timestamp_ns,
+            line: m.line.into_owned(),
+            structured_metadata: metadata
+                .into_iter()
+                .map(|(n, v)| Label::new(n, v))
+                .collect(),
+        },
+    }
+}
+
+/// One syslog message borrowing its stream, line and metadata from the message bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogMessageRef<'a> {
+    pub stream: SyslogStream<'a>,
+    /// As in [`SyslogRecord::entry`].
+    pub timestamp_ns: i64,
+    /// As in [`SyslogRecord::entry`]; borrowed unless it had to change (invalid UTF-8, a BOM).
+    pub line: Cow<'a, str>,
+}
+
+/// [`parse_syslog_message`] without copying: the line and the structured metadata borrow from
+/// `msg` where they can, and the metadata pairs are appended to `metadata` (nothing is
+/// appended for a message that does not parse). Receivers write the parts straight into
+/// their batches instead of allocating an entry per message.
+pub fn parse_syslog_ref<'a>(
+    msg: &'a [u8],
+    now_ns: i64,
+    limits: &Limits,
+    metadata: &mut Vec<SyslogMeta<'a>>,
+) -> SyslogMessageRef<'a> {
+    let metadata_start = metadata.len();
     let mut msg = msg;
     while let Some((&last, rest)) = msg.split_last() {
         if last == b'\n' || last == b'\r' || last == 0 {
@@ -222,7 +261,15 @@ pub fn parse_syslog_message<'a>(msg: &'a [u8], now_ns: i64, limits: &Limits) -> 
             break;
         }
     }
-    let mut p = Parsed::default();
+    let mut p = Parsed {
+        facility: None,
+        severity: None,
+        timestamp_ns: None,
+        host: None,
+        app: None,
+        metadata,
+        error: None,
+    };
     let mut bom_at = None;
     match parse_pri(msg) {
         None => p.error = Some("missing or invalid PRI"),
@@ -243,6 +290,9 @@ pub fn parse_syslog_message<'a>(msg: &'a [u8], now_ns: i64, limits: &Limits) -> 
     }
     let line = message_line(msg, bom_at, limits.max_line_bytes);
     let parsed = p.error.is_none();
+    if !parsed {
+        p.metadata.truncate(metadata_start);
+    }
     let stream = SyslogStream {
         facility: p.facility,
         severity: p.severity,
@@ -250,39 +300,35 @@ pub fn parse_syslog_message<'a>(msg: &'a [u8], now_ns: i64, limits: &Limits) -> 
         host: p.host.filter(|h| parsed && valid_label_value(h, limits)),
         app: p.app.filter(|a| parsed && valid_label_value(a, limits)),
     };
-    SyslogMessage {
+    SyslogMessageRef {
         stream,
-        entry: LogEntry {
-            timestamp_ns: p.timestamp_ns.unwrap_or(now_ns),
-            line,
-            structured_metadata: if parsed { p.metadata } else { Vec::new() },
-        },
+        timestamp_ns: p.timestamp_ns.unwrap_or(now_ns),
+        line,
     }
 }
 
 /// The entry's line: `msg` without the BOM at `bom_at`, as lossy UTF-8, cut to at most
-/// `max_bytes` at a character boundary. Valid UTF-8 (the common case) is copied once.
-fn message_line(msg: &[u8], bom_at: Option<usize>, max_bytes: usize) -> String {
-    let joined;
-    let bytes = match bom_at {
-        Some(at) => {
-            let mut v = Vec::with_capacity(msg.len() - 3);
-            v.extend_from_slice(&msg[..at]);
-            v.extend_from_slice(&msg[at + 3..]);
-            joined = v;
-            &joined[..]
-        }
-        None => msg,
+/// `max_bytes` at a character boundary. Valid UTF-8 without a BOM (the common case) is
+/// borrowed.
+fn message_line(msg: &[u8], bom_at: Option<usize>, max_bytes: usize) -> Cow<'_, str> {
+    let Some(at) = bom_at else {
+        return match std::str::from_utf8(msg) {
+            Ok(s) => Cow::Borrowed(cut_at_char_boundary(s, max_bytes)),
+            Err(_) => Cow::Owned(lossy_cut(msg, max_bytes)),
+        };
     };
-    match std::str::from_utf8(bytes) {
-        Ok(s) => String::from(cut_at_char_boundary(s, max_bytes)),
-        Err(_) => {
-            let mut line = String::from_utf8_lossy(bytes).into_owned();
-            let cut = cut_at_char_boundary(&line, max_bytes).len();
-            line.truncate(cut);
-            line
-        }
-    }
+    let mut v = Vec::with_capacity(msg.len() - 3);
+    v.extend_from_slice(&msg[..at]);
+    v.extend_from_slice(&msg[at + 3..]);
+    Cow::Owned(lossy_cut(&v, max_bytes))
+}
+
+/// `bytes` as lossy UTF-8, cut to at most `max_bytes` at a character boundary.
+fn lossy_cut(bytes: &[u8], max_bytes: usize) -> String {
+    let mut line = String::from_utf8_lossy(bytes).into_owned();
+    let cut = cut_at_char_boundary(&line, max_bytes).len();
+    line.truncate(cut);
+    line
 }
 
 /// The longest prefix of `s` of at most `max_bytes` that ends on a character boundary.
@@ -330,10 +376,6 @@ fn next_field<'a>(s: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(field)
 }
 
-fn nil_or_string(field: &[u8]) -> Option<String> {
-    nil_or_str(field).map(Cow::into_owned)
-}
-
 fn nil_or_str(field: &[u8]) -> Option<Cow<'_, str>> {
     if field == b"-" || field.is_empty() {
         None
@@ -343,7 +385,7 @@ fn nil_or_str(field: &[u8]) -> Option<Cow<'_, str>> {
 }
 
 /// RFC 5424 after `<PRI>1 `. Returns the offset (in `s`) of a BOM starting MSG, if any.
-fn parse_5424<'a>(s: &'a [u8], p: &mut Parsed<'a>) -> Result<Option<usize>, &'static str> {
+fn parse_5424<'a>(s: &'a [u8], p: &mut Parsed<'a, '_>) -> Result<Option<usize>, &'static str> {
     let start_len = s.len();
     let mut rest = s;
     let ts = next_field(&mut rest).ok_or("missing timestamp")?;
@@ -362,18 +404,18 @@ fn parse_5424<'a>(s: &'a [u8], p: &mut Parsed<'a>) -> Result<Option<usize>, &'st
     }
     p.host = nil_or_str(host);
     p.app = nil_or_str(app);
-    if let Some(v) = nil_or_string(procid) {
-        p.metadata.push(Label::new("procid", v));
+    if let Some(v) = nil_or_str(procid) {
+        p.metadata.push((Cow::Borrowed("procid"), v));
     }
-    if let Some(v) = nil_or_string(msgid) {
-        p.metadata.push(Label::new("msgid", v));
+    if let Some(v) = nil_or_str(msgid) {
+        p.metadata.push((Cow::Borrowed("msgid"), v));
     }
     // STRUCTURED-DATA
     if rest.first() == Some(&b'-') {
         rest = &rest[1..];
     } else if rest.first() == Some(&b'[') {
         while rest.first() == Some(&b'[') {
-            rest = parse_sd_element(&rest[1..], &mut p.metadata)?;
+            rest = parse_sd_element(&rest[1..], p.metadata)?;
         }
     } else {
         return Err("missing structured data");
@@ -396,12 +438,15 @@ fn sd_name(s: &[u8]) -> usize {
 }
 
 /// Parses one `SD-ID *(SP PARAM-NAME="value")]` after its `[`; returns the rest.
-fn parse_sd_element<'a>(s: &'a [u8], out: &mut Vec<Label>) -> Result<&'a [u8], &'static str> {
+fn parse_sd_element<'a>(
+    s: &'a [u8],
+    out: &mut Vec<SyslogMeta<'a>>,
+) -> Result<&'a [u8], &'static str> {
     let n = sd_name(s);
     if n == 0 || n > 32 {
         return Err("invalid SD-ID");
     }
-    let id = String::from_utf8_lossy(&s[..n]).into_owned();
+    let id = String::from_utf8_lossy(&s[..n]);
     let mut rest = &s[n..];
     loop {
         match rest.first() {
@@ -419,28 +464,38 @@ fn parse_sd_element<'a>(s: &'a [u8], out: &mut Vec<Label>) -> Result<&'a [u8], &
             return Err("invalid SD-PARAM");
         }
         rest = &rest[2..];
-        let mut value = Vec::new();
-        let mut i = 0;
-        loop {
-            match rest.get(i) {
-                None => return Err("unterminated SD-PARAM value"),
-                Some(b'"') => break,
-                Some(b'\\') if matches!(rest.get(i + 1), Some(b'"' | b'\\' | b']')) => {
-                    value.push(rest[i + 1]);
-                    i += 2;
+        let (value, len) = sd_value(rest)?;
+        rest = &rest[len + 1..];
+        out.push((Cow::Owned(name), value));
+    }
+}
+
+/// An SD-PARAM value after its opening quote: the value (escapes `\\"`, `\\\\`, `\\]` undone;
+/// borrowed when it has none) and the offset of its closing quote.
+fn sd_value(s: &[u8]) -> Result<(Cow<'_, str>, usize), &'static str> {
+    let mut owned: Option<Vec<u8>> = None;
+    let mut i = 0;
+    loop {
+        match s.get(i) {
+            None => return Err("unterminated SD-PARAM value"),
+            Some(b'"') => break,
+            Some(b'\\') if matches!(s.get(i + 1), Some(b'"' | b'\\' | b']')) => {
+                owned.get_or_insert_with(|| s[..i].to_vec()).push(s[i + 1]);
+                i += 2;
+            }
+            Some(&b) => {
+                if let Some(v) = &mut owned {
+                    v.push(b);
                 }
-                Some(&b) => {
-                    value.push(b);
-                    i += 1;
-                }
+                i += 1;
             }
         }
-        rest = &rest[i + 1..];
-        out.push(Label::new(
-            name,
-            String::from_utf8_lossy(&value).into_owned(),
-        ));
     }
+    let value = match owned {
+        None => String::from_utf8_lossy(&s[..i]),
+        Some(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+    };
+    Ok((value, i))
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -449,7 +504,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// RFC 3164 after `<PRI>`: `Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`, tolerating a missing
 /// hostname, an RFC 3339 timestamp in place of the BSD one, and no timestamp at all.
-fn parse_3164<'a>(s: &'a [u8], now_ns: i64, p: &mut Parsed<'a>) {
+fn parse_3164<'a>(s: &'a [u8], now_ns: i64, p: &mut Parsed<'a, '_>) {
     let mut rest = s;
     if let Some(ts) = parse_bsd_timestamp(rest, now_ns) {
         p.timestamp_ns = Some(ts);
@@ -503,8 +558,8 @@ fn parse_3164<'a>(s: &'a [u8], now_ns: i64, p: &mut Parsed<'a>) {
         return;
     }
     p.app = nil_or_str(tag);
-    if let Some(pid) = pid.and_then(nil_or_string) {
-        p.metadata.push(Label::new("procid", pid));
+    if let Some(pid) = pid.and_then(nil_or_str) {
+        p.metadata.push((Cow::Borrowed("procid"), pid));
     }
 }
 
@@ -662,6 +717,38 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ref_parse_borrows_and_appends_metadata() {
+        let limits = Limits::default();
+        let msg = br#"<13>1 2024-01-02T03:04:05Z h a 42 ID7 [x@1 k="v\"q" p="plain"] hello"#;
+        let mut md: Vec<SyslogMeta<'_>> = vec![("keep".into(), "me".into())];
+        let m = parse_syslog_ref(msg, 0, &limits, &mut md);
+        assert!(matches!(m.line, Cow::Borrowed(_)));
+        assert_eq!(m.line.as_bytes(), &msg[..]);
+        let pairs: Vec<(&str, &str)> = md.iter().map(|(n, v)| (&**n, &**v)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("keep", "me"),
+                ("procid", "42"),
+                ("msgid", "ID7"),
+                ("x@1.k", "v\"q"),
+                ("x@1.p", "plain")
+            ]
+        );
+        assert!(matches!(md[3].1, Cow::Owned(_)));
+        assert!(matches!(md[4].1, Cow::Borrowed(_)));
+        // A message that does not parse appends nothing, even after a good header.
+        let bad = br#"<13>1 2024-01-02T03:04:05Z h a 42 ID7 [x@1 k="v" oops"#;
+        let m = parse_syslog_ref(bad, 0, &limits, &mut md);
+        assert!(m.stream.is_unparsed());
+        assert_eq!(md.len(), 5);
+        // A BOM before MSG is removed, so that line is owned.
+        let bom = b"<13>1 - h a - - - \xEF\xBB\xBFhi";
+        let m = parse_syslog_ref(bom, 0, &limits, &mut md);
+        assert_eq!(m.line, "<13>1 - h a - - - hi");
+    }
 
     const NOW: i64 = 1_700_000_000_000_000_000; // 2023-11-14T22:13:20Z
 

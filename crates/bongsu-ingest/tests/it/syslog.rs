@@ -1,14 +1,14 @@
 //! Syslog bytes captured from a real rsyslog 8.2302 forwarding over TCP (omfwd), framed and
 //! parsed as a receiver would.
 
-use bongsu_ingest::{parse_syslog, syslog_batch, Frame, Limits, SyslogFramer};
+use bongsu_ingest::{parse_syslog, syslog_batch, Frames, Limits, SyslogFramer};
 
 // 2026-11-22T01:00:00Z, shortly after the capture.
 const NOW: i64 = 1_795_309_200_000_000_000;
 
-fn frame_all(bytes: &[u8], split: usize) -> Vec<Frame> {
+fn frame_all(bytes: &[u8], split: usize) -> Frames {
     let mut f = SyslogFramer::new(64 << 10);
-    let mut out = Vec::new();
+    let mut out = Frames::default();
     f.push(&bytes[..split], &mut out);
     f.push(&bytes[split..], &mut out);
     f.finish(&mut out);
@@ -28,7 +28,7 @@ fn rsyslog_octet_counted_rfc5424() {
     let limits = Limits::default();
     let recs: Vec<_> = frames
         .iter()
-        .map(|f| parse_syslog(&f.data, NOW, &limits))
+        .map(|f| parse_syslog(f.data, NOW, &limits))
         .collect();
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(
@@ -60,7 +60,7 @@ fn rsyslog_newline_rfc3164() {
         assert_eq!(frame_all(bytes, split), frames, "split at {split}");
     }
     for (i, f) in frames.iter().enumerate() {
-        let r = parse_syslog(&f.data, NOW, &Limits::default());
+        let r = parse_syslog(f.data, NOW, &Limits::default());
         assert_eq!(
             r.labels.to_string(),
             r#"{app="myapp", facility="local0", host="vm", level="warn", severity="warning", source="syslog"}"#

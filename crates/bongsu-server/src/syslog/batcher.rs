@@ -11,15 +11,15 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bongsu_ingest::{SyslogMessage, SyslogStream};
-use bongsu_model::{Label, Labels, LogEntry, LogStream};
+use bongsu_ingest::{SyslogMessageRef, SyslogMeta, SyslogStream};
+use bongsu_model::{Labels, LogsRecordWriter};
 use bongsu_stream::{Record, Stream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::logs_partition::split_by_partition;
+use crate::metrics_partition::partition_of;
 use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
 
 /// The topic syslog messages are appended to.
@@ -34,27 +34,35 @@ const APPEND_TRIES: u32 = 3;
 /// The estimated encoded size of one message in a `logs` record: an upper bound of what it
 /// adds to the record (its labels are counted as if its stream were new, structured metadata
 /// names as if their symbols were new).
-pub(crate) fn entry_cost(stream: &SyslogStream<'_>, entry: &LogEntry) -> usize {
+pub(crate) fn entry_cost(
+    stream: &SyslogStream<'_>,
+    line: &str,
+    metadata: &[SyslogMeta<'_>],
+) -> usize {
     let mut labels = 0;
     stream.for_each_label(|n, v| labels += n.len() + v.len() + 20);
-    let metadata: usize = entry
-        .structured_metadata
+    let metadata: usize = metadata
         .iter()
-        .map(|m| 2 * m.name.len() + m.value.len() + 30)
+        .map(|(n, v)| 2 * n.len() + v.len() + 30)
         .sum();
-    64 + entry.line.len() + labels + metadata
+    64 + line.len() + labels + metadata
 }
 
 /// Makes a message fit a batch of `batch_bytes`: if its structured metadata (taken from the
 /// message itself) would make it larger, the metadata is replaced by
 /// `metadata_truncated="true"`; the line is kept. Returns its cost.
-pub(crate) fn fit(m: &mut SyslogMessage<'_>, batch_bytes: usize) -> usize {
-    let cost = entry_cost(&m.stream, &m.entry);
+pub(crate) fn fit(
+    m: &SyslogMessageRef<'_>,
+    metadata: &mut Vec<SyslogMeta<'_>>,
+    batch_bytes: usize,
+) -> usize {
+    let cost = entry_cost(&m.stream, &m.line, metadata);
     if cost <= batch_bytes {
         return cost;
     }
-    m.entry.structured_metadata = vec![Label::new("metadata_truncated", "true")];
-    entry_cost(&m.stream, &m.entry)
+    metadata.clear();
+    metadata.push(("metadata_truncated".into(), "true".into()));
+    entry_cost(&m.stream, &m.line, metadata)
 }
 
 /// A fast non-cryptographic hasher for grouping messages by stream: the maps keyed by it hold
@@ -93,10 +101,10 @@ impl LabelCache {
 }
 
 /// Looks up a borrowed stream in a map of owned ones (the map's key type shortens to `'a`).
-fn find<'m, 'a>(
-    sets: &'m FastMap<SyslogStream<'a>, Arc<Labels>>,
+fn find<'m, 'a, V>(
+    sets: &'m FastMap<SyslogStream<'a>, V>,
     stream: &SyslogStream<'a>,
-) -> Option<&'m Arc<Labels>> {
+) -> Option<&'m V> {
     sets.get(stream)
 }
 
@@ -119,82 +127,202 @@ impl Hasher for FastHasher {
     }
 }
 
-/// Messages handed to the batcher, with the queue permits already taken for them. Grouped by
-/// label set on the receiver's task, so the batcher handles one label set per stream of the
-/// piece rather than one per message.
+/// Where a message's text is in its piece's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// One message of a piece.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    /// Its label set: an index into the piece's `labels`.
+    stream: usize,
+    timestamp_ns: i64,
+    line: Span,
+    /// Its structured metadata: a range of the piece's `metadata`.
+    metadata: (usize, usize),
+    /// The permits it holds.
+    cost: usize,
+}
+
+/// Messages handed to the batcher, with the queue permits already taken for them. Their lines
+/// and metadata are copied into one buffer (no allocation per message) and grouped by label
+/// set on the receiver's task, so the batcher handles one label set per stream of the piece
+/// rather than one per message.
 #[derive(Debug)]
 pub(crate) struct Piece {
     pub(crate) transport: Transport,
     /// The distinct label sets of the piece's messages, in order of first arrival.
     labels: Vec<Arc<Labels>>,
-    /// Each message in arrival order: its label set (index into `labels`), entry and cost
-    /// (the permits it holds).
-    items: Vec<(usize, LogEntry, usize)>,
+    text: String,
+    /// Each message in arrival order.
+    items: Vec<Item>,
+    /// Structured metadata (name, value) of every message, in order.
+    metadata: Vec<(Span, Span)>,
+    /// The permits the piece holds (the sum of its messages' costs).
+    pub(crate) cost: usize,
 }
 
 impl Piece {
-    /// Groups `messages` (with their costs) by stream; each distinct stream's label set comes
-    /// from `cache` once per piece, not once per message.
-    pub(crate) fn new(
-        transport: Transport,
-        messages: Vec<(SyslogMessage<'_>, usize)>,
-        cache: &mut LabelCache,
-    ) -> Self {
-        let mut index: FastMap<SyslogStream<'_>, usize> = HashMap::default();
-        let mut labels = Vec::new();
-        let mut items = Vec::with_capacity(messages.len());
-        for (m, cost) in messages {
-            let i = match index.get(&m.stream) {
-                Some(&i) => i,
-                None => {
-                    labels.push(cache.get(&m.stream));
-                    index.insert(m.stream, labels.len() - 1);
-                    labels.len() - 1
-                }
-            };
-            items.push((i, m.entry, cost));
-        }
+    /// Messages in the piece.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.start..s.end]
+    }
+}
+
+/// Collects parsed messages (borrowing from a receive buffer) into a [`Piece`]: each message's
+/// line and metadata are copied into the piece's buffer, its stream looked up among the
+/// piece's streams.
+#[derive(Debug)]
+pub(crate) struct PieceBuilder {
+    transport: Transport,
+    index: FastMap<SyslogStream<'static>, usize>,
+    streams: Vec<SyslogStream<'static>>,
+    text: String,
+    items: Vec<Item>,
+    metadata: Vec<(Span, Span)>,
+    cost: usize,
+}
+
+impl PieceBuilder {
+    pub(crate) fn new(transport: Transport) -> Self {
         Self {
             transport,
-            labels,
-            items,
+            index: FastMap::default(),
+            streams: Vec::new(),
+            text: String::new(),
+            items: Vec::new(),
+            metadata: Vec::new(),
+            cost: 0,
+        }
+    }
+
+    /// A builder with room for about `bytes` of text.
+    pub(crate) fn with_capacity(transport: Transport, bytes: usize) -> Self {
+        let mut b = Self::new(transport);
+        b.text.reserve(bytes);
+        b.items.reserve(bytes / 128);
+        b.metadata.reserve(bytes / 128);
+        b
+    }
+
+    /// The summed cost of the messages added.
+    pub(crate) fn cost(&self) -> usize {
+        self.cost
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Messages added.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    fn put(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    /// Adds a message, its structured metadata and its cost (from [`fit`]).
+    pub(crate) fn push(
+        &mut self,
+        m: &SyslogMessageRef<'_>,
+        metadata: &[SyslogMeta<'_>],
+        cost: usize,
+    ) {
+        let stream = match find(&self.index, &m.stream) {
+            Some(&i) => i,
+            None => {
+                let owned = m.stream.clone().into_owned();
+                self.index.insert(owned.clone(), self.streams.len());
+                self.streams.push(owned);
+                self.streams.len() - 1
+            }
+        };
+        let line = self.put(&m.line);
+        let first = self.metadata.len();
+        for (n, v) in metadata {
+            let pair = (self.put(n), self.put(v));
+            self.metadata.push(pair);
+        }
+        self.items.push(Item {
+            stream,
+            timestamp_ns: m.timestamp_ns,
+            line,
+            metadata: (first, self.metadata.len()),
+            cost,
+        });
+        self.cost += cost;
+    }
+
+    /// The piece; each distinct stream's label set comes from `cache`.
+    pub(crate) fn finish(self, cache: &mut LabelCache) -> Piece {
+        Piece {
+            transport: self.transport,
+            labels: self.streams.iter().map(|s| cache.get(s)).collect(),
+            text: self.text,
+            items: self.items,
+            metadata: self.metadata,
+            cost: self.cost,
         }
     }
 }
 
-/// One record's worth of messages.
+/// One stream of a batch: its label set and its messages (piece, item) in arrival order.
+#[derive(Debug)]
+struct BatchStream {
+    labels: Arc<Labels>,
+    entries: Vec<(u32, u32)>,
+    /// Lines received over TCP and over UDP.
+    tcp: u64,
+    udp: u64,
+}
+
+/// One record's worth of messages: the pieces they are in, grouped by label set.
 #[derive(Debug, Default)]
 struct Batch {
-    streams: Vec<LogStream>,
-    /// Per stream, its lines received over TCP and over UDP.
-    transports: Vec<(u64, u64)>,
-    index: FastMap<Labels, usize>,
+    pieces: Vec<Arc<Piece>>,
+    streams: Vec<BatchStream>,
+    index: FastMap<Arc<Labels>, usize>,
     lines: usize,
     cost: usize,
 }
 
 impl Batch {
-    /// Adds a message; `stream` caches the batch's stream for the piece's label set.
-    fn push(
-        &mut self,
-        transport: Transport,
-        labels: &Labels,
-        stream: &mut Option<usize>,
-        entry: LogEntry,
-        cost: usize,
-    ) {
+    /// Adds message `item` of `piece` (the batch's last piece); `stream` caches the batch's
+    /// stream for the piece's label set.
+    fn push(&mut self, piece: &Piece, item: usize, stream: &mut Option<usize>) {
+        let it = &piece.items[item];
         let i = match *stream {
             Some(i) => i,
             None => {
+                let labels = &piece.labels[it.stream];
                 let i = match self.index.get(labels) {
                     Some(&i) => i,
                     None => {
                         self.index.insert(labels.clone(), self.streams.len());
-                        self.streams.push(LogStream {
+                        self.streams.push(BatchStream {
                             labels: labels.clone(),
                             entries: Vec::new(),
+                            tcp: 0,
+                            udp: 0,
                         });
-                        self.transports.push((0, 0));
                         self.streams.len() - 1
                     }
                 };
@@ -202,17 +330,68 @@ impl Batch {
                 i
             }
         };
-        self.streams[i].entries.push(entry);
-        self.lines += 1;
-        self.cost += cost;
-        match transport {
-            Transport::Tcp => self.transports[i].0 += 1,
-            Transport::Udp => self.transports[i].1 += 1,
+        let p = (self.pieces.len() - 1) as u32;
+        let s = &mut self.streams[i];
+        s.entries.push((p, item as u32));
+        match piece.transport {
+            Transport::Tcp => s.tcp += 1,
+            Transport::Udp => s.udp += 1,
         }
+        self.lines += 1;
+        self.cost += it.cost;
     }
 
     fn len(&self) -> usize {
         self.lines
+    }
+
+    /// The batch as one encoded `logs` record per partition that has streams (each stream to
+    /// its own partition, see `logs_partition`), with the lines each holds over TCP and UDP.
+    fn encode(&self, partitions: u32) -> Vec<(u32, Vec<u8>, u64, u64)> {
+        let mut by_partition: Vec<Vec<usize>> = vec![Vec::new(); partitions.max(1) as usize];
+        for (i, s) in self.streams.iter().enumerate() {
+            let p = if partitions <= 1 {
+                0
+            } else {
+                partition_of(&s.labels, partitions) as usize
+            };
+            by_partition[p].push(i);
+        }
+        let mut out = Vec::new();
+        for (p, streams) in by_partition.iter().enumerate() {
+            if streams.is_empty() {
+                continue;
+            }
+            let (mut tcp, mut udp, mut bytes) = (0, 0, 0);
+            for &i in streams {
+                let s = &self.streams[i];
+                tcp += s.tcp;
+                udp += s.udp;
+                bytes += s.entries.len() * 12;
+                for &(pc, it) in &s.entries {
+                    let piece = &self.pieces[pc as usize];
+                    let item = &piece.items[it as usize];
+                    bytes += item.line.end - item.line.start;
+                }
+            }
+            let mut w = LogsRecordWriter::with_capacity(bytes);
+            for &i in streams {
+                let s = &self.streams[i];
+                w.push_stream(&s.labels, s.entries.len());
+                for &(pc, it) in &s.entries {
+                    let piece = &*self.pieces[pc as usize];
+                    let item = &piece.items[it as usize];
+                    let metadata = &piece.metadata[item.metadata.0..item.metadata.1];
+                    w.push_entry(
+                        item.timestamp_ns,
+                        piece.str(item.line),
+                        metadata.iter().map(|&(n, v)| (piece.str(n), piece.str(v))),
+                    );
+                }
+            }
+            out.push((p as u32, w.finish(), tcp, udp));
+        }
+        out
     }
 }
 
@@ -274,19 +453,28 @@ pub(crate) async fn run(
             }
             piece = rx.recv(), if open => match piece {
                 Some(piece) => {
+                    let piece = Arc::new(piece);
                     let mut streams = vec![None; piece.labels.len()];
-                    for (s, entry, cost) in piece.items {
+                    // Whether `pending` holds the piece yet.
+                    let mut held = false;
+                    for (i, item) in piece.items.iter().enumerate() {
                         if pending.len() > 0
-                            && (pending.len() >= limits.lines || pending.cost + cost > limits.bytes)
+                            && (pending.len() >= limits.lines
+                                || pending.cost + item.cost > limits.bytes)
                         {
                             ready.push_back(std::mem::take(&mut pending));
                             linger_until = None;
                             streams.fill(None);
+                            held = false;
                         }
                         if pending.len() == 0 {
                             linger_until = Some(Instant::now() + limits.linger);
                         }
-                        pending.push(piece.transport, &piece.labels[s], &mut streams[s], entry, cost);
+                        if !held {
+                            pending.pieces.push(piece.clone());
+                            held = true;
+                        }
+                        pending.push(&piece, i, &mut streams[item.stream]);
                     }
                     if pending.len() >= limits.lines {
                         ready.push_back(std::mem::take(&mut pending));
@@ -318,18 +506,12 @@ async fn append(
     counters: &SyslogCounters,
     partitions: u32,
 ) {
-    let Batch {
-        streams,
-        transports,
-        ..
-    } = batch;
     let now_ms = clock.now_ms();
-    let parts = split_by_partition(streams, partitions);
-    let appends = parts.into_iter().map(|(partition, part, index)| {
-        let (tcp, udp) = index.iter().fold((0, 0), |(t, u), &i| {
-            (t + transports[i].0, u + transports[i].1)
-        });
-        let record = Record::new(part.encode(), now_ms);
+    let parts = batch.encode(partitions);
+    // The messages' text is in the records now: free the pieces on this task.
+    drop(batch);
+    let appends = parts.into_iter().map(|(partition, bytes, tcp, udp)| {
+        let record = Record::new(bytes, now_ms);
         async move {
             let ok = append_part(stream, partition, record, tcp + udp).await;
             counters.batch(ok);
@@ -373,10 +555,51 @@ async fn append_part(stream: &dyn Stream, partition: u32, record: Record, lines:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bongsu_ingest::{parse_syslog_message, syslog_batch, Limits, SyslogRecord};
+    use bongsu_ingest::{
+        parse_syslog, parse_syslog_message, parse_syslog_ref, syslog_batch, Limits,
+    };
+    use bongsu_model::{Label, LogsRecord};
     use proptest::prelude::*;
 
+    use crate::logs_partition::split_by_partition;
     use crate::syslog::settings::RECORD_SLACK_BYTES;
+
+    /// Pieces of `msgs` as the TCP receiver builds them: `per_piece` messages each, over TCP
+    /// or UDP in turn.
+    fn pieces(msgs: &[String], per_piece: usize, cache: &mut LabelCache) -> Vec<Piece> {
+        let limits = Limits::default();
+        let mut out = Vec::new();
+        for (k, chunk) in msgs.chunks(per_piece.max(1)).enumerate() {
+            let t = if k % 2 == 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            let mut b = PieceBuilder::new(t);
+            for m in chunk {
+                let mut md = Vec::new();
+                let r = parse_syslog_ref(m.as_bytes(), 7, &limits, &mut md);
+                let cost = fit(&r, &mut md, 1 << 20);
+                b.push(&r, &md, cost);
+            }
+            out.push(b.finish(cache));
+        }
+        out
+    }
+
+    /// A batch of whole pieces, as the batcher fills it.
+    fn batch(pieces: Vec<Piece>) -> Batch {
+        let mut b = Batch::default();
+        for p in pieces {
+            let p = Arc::new(p);
+            b.pieces.push(p.clone());
+            let mut streams = vec![None; p.labels.len()];
+            for (i, item) in p.items.iter().enumerate() {
+                b.push(&p, i, &mut streams[item.stream]);
+            }
+        }
+        b
+    }
 
     fn message() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -420,19 +643,42 @@ mod tests {
         /// The batcher cuts batches by summed `entry_cost`; the encoded record must never be
         /// larger than that sum plus the slack, or a batch could exceed `max.message.bytes`.
         #[test]
-        fn entry_cost_bounds_the_encoded_record(msgs in proptest::collection::vec(message(), 1..40)) {
+        fn entry_cost_bounds_the_encoded_record(
+            msgs in proptest::collection::vec(message(), 1..40),
+            per_piece in 1usize..50,
+        ) {
+            let b = batch(pieces(&msgs, per_piece, &mut LabelCache::default()));
+            let encoded = b.encode(1);
+            prop_assert_eq!(encoded.len(), 1);
+            let len = encoded[0].1.len();
+            prop_assert!(len <= b.cost + RECORD_SLACK_BYTES, "{} > {} + slack", len, b.cost);
+        }
+
+        /// A batch's records hold what the parser makes of each message, grouped by stream
+        /// and split by partition as every `logs` record is, with the lines counted per
+        /// transport.
+        #[test]
+        fn batch_records_hold_the_parsed_messages(
+            msgs in proptest::collection::vec(message(), 1..40),
+            per_piece in 1usize..50,
+            partitions in 1u32..5,
+        ) {
+            let b = batch(pieces(&msgs, per_piece, &mut LabelCache::default()));
             let limits = Limits::default();
-            let parsed: Vec<SyslogMessage<'_>> = msgs
-                .iter()
-                .map(|m| parse_syslog_message(m.as_bytes(), 1_700_000_000_000_000_000, &limits))
-                .collect();
-            let cost: usize = parsed.iter().map(|m| entry_cost(&m.stream, &m.entry)).sum();
-            let records = parsed.into_iter().map(|m| SyslogRecord {
-                labels: m.stream.labels(),
-                entry: m.entry,
-            });
-            let encoded = syslog_batch(records).encode().len();
-            prop_assert!(encoded <= cost + RECORD_SLACK_BYTES, "{encoded} > {cost} + slack");
+            let expected = syslog_batch(msgs.iter().map(|m| parse_syslog(m.as_bytes(), 7, &limits)));
+            let expected = split_by_partition(expected.streams, partitions);
+            let got = b.encode(partitions);
+            prop_assert_eq!(got.len(), expected.len());
+            let (mut tcp, mut udp) = (0, 0);
+            for ((p, bytes, t, u), (ep, erec, _)) in got.iter().zip(expected) {
+                prop_assert_eq!(*p, ep);
+                prop_assert_eq!(LogsRecord::decode(bytes).unwrap(), erec);
+                tcp += t;
+                udp += u;
+            }
+            let tcp_expected: usize = msgs.chunks(per_piece).step_by(2).map(<[String]>::len).sum();
+            prop_assert_eq!(tcp as usize, tcp_expected);
+            prop_assert_eq!((tcp + udp) as usize, msgs.len());
         }
     }
 
@@ -475,19 +721,21 @@ mod tests {
 
     #[test]
     fn fit_replaces_oversize_metadata() {
+        let limits = Limits::default();
         let text = format!("<13>1 - h a - - [x@1 k=\"{}\"] m", "v".repeat(5000));
-        let mut r = parse_syslog_message(text.as_bytes(), 0, &Limits::default());
-        assert!(entry_cost(&r.stream, &r.entry) > 8192);
-        let cost = fit(&mut r, 8192);
+        let mut md = Vec::new();
+        let r = parse_syslog_ref(text.as_bytes(), 0, &limits, &mut md);
+        assert!(entry_cost(&r.stream, &r.line, &md) > 8192);
+        let cost = fit(&r, &mut md, 8192);
         assert!(cost <= 8192, "{cost}");
-        assert_eq!(
-            r.entry.structured_metadata,
-            vec![Label::new("metadata_truncated", "true")]
-        );
-        assert!(r.entry.line.contains(&"v".repeat(5000)));
+        let pairs: Vec<Label> = md.iter().map(|(n, v)| Label::new(&**n, &**v)).collect();
+        assert_eq!(pairs, vec![Label::new("metadata_truncated", "true")]);
+        assert!(r.line.contains(&"v".repeat(5000)));
         // A record that fits keeps its metadata.
-        let mut r = parse_syslog_message(b"<13>1 - h a - - [x@1 k=\"v\"] m", 0, &Limits::default());
-        fit(&mut r, 8192);
-        assert_eq!(r.entry.structured_metadata, vec![Label::new("x@1.k", "v")]);
+        let mut md = Vec::new();
+        let r = parse_syslog_ref(b"<13>1 - h a - - [x@1 k=\"v\"] m", 0, &limits, &mut md);
+        fit(&r, &mut md, 8192);
+        let pairs: Vec<Label> = md.iter().map(|(n, v)| Label::new(&**n, &**v)).collect();
+        assert_eq!(pairs, vec![Label::new("x@1.k", "v")]);
     }
 }

@@ -2,12 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use bongsu_ingest::{parse_syslog_message, Limits, SyslogMessage};
-use bongsu_model::Label;
+use bongsu_ingest::{parse_syslog_ref, Limits, SyslogMeta};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::clock::Clock;
-use crate::syslog::batcher::{fit, LabelCache, Piece};
+use crate::syslog::batcher::{fit, LabelCache, Piece, PieceBuilder};
 use crate::syslog::counters::{Outcome, SyslogCounters, Transport};
 
 /// Messages parsed but not yet added to the counters.
@@ -32,20 +31,6 @@ pub(crate) struct Intake {
 }
 
 impl Intake {
-    /// Parses one message (never fails), counts it, and returns it with its cost.
-    pub(crate) fn parse<'a>(
-        &self,
-        t: Transport,
-        data: &'a [u8],
-        truncated: bool,
-    ) -> (SyslogMessage<'a>, usize) {
-        let mut tally = Tally::default();
-        let now_ns = self.now_ns();
-        let item = self.parse_at(now_ns, data, truncated, &mut tally);
-        self.count(t, &tally);
-        item
-    }
-
     fn label_cache(&self) -> std::sync::MutexGuard<'_, LabelCache> {
         // The cache holds no invariant a panic could break midway.
         self.labels.lock().unwrap_or_else(|p| p.into_inner())
@@ -56,28 +41,37 @@ impl Intake {
         self.clock.now_ms().saturating_mul(1_000_000)
     }
 
-    /// Parses one message stamped `now_ns` (never fails) and tallies it; the caller adds
+    /// Parses one message stamped `now_ns` (never fails), tallies it, and adds it to `piece`;
+    /// when that would make `piece` cost more than one batch, `piece` is moved to `full` first
+    /// and a new one started. `scratch` is a buffer for the message's metadata. The caller adds
     /// the tally to the counters once per batch of messages.
-    pub(crate) fn parse_at<'a>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn parse_into<'a>(
         &self,
         now_ns: i64,
         data: &'a [u8],
         truncated: bool,
         tally: &mut Tally,
-    ) -> (SyslogMessage<'a>, usize) {
-        let mut r = parse_syslog_message(data, now_ns, &self.limits);
+        scratch: &mut Vec<SyslogMeta<'a>>,
+        piece: &mut PieceBuilder,
+        full: &mut Vec<PieceBuilder>,
+    ) {
+        scratch.clear();
+        let m = parse_syslog_ref(data, now_ns, &self.limits, scratch);
         tally.received += 1;
-        if r.stream.is_unparsed() {
+        if m.stream.is_unparsed() {
             tally.unparsed += 1;
         }
         if truncated {
             tally.too_long += 1;
-            r.entry
-                .structured_metadata
-                .push(Label::new("truncated", "true"));
+            scratch.push(("truncated".into(), "true".into()));
         }
-        let cost = fit(&mut r, self.batch_bytes);
-        (r, cost)
+        let cost = fit(&m, scratch, self.batch_bytes);
+        if !piece.is_empty() && piece.cost() + cost > self.batch_bytes {
+            let t = piece.transport();
+            full.push(std::mem::replace(piece, PieceBuilder::new(t)));
+        }
+        piece.push(&m, scratch, cost);
     }
 
     /// Adds a tally to the counters.
@@ -89,46 +83,27 @@ impl Intake {
         c.add_lines(t, Outcome::TooLong, tally.too_long);
     }
 
-    /// Groups messages into pieces of at most `batch_bytes` (so a piece always fits the
-    /// queue), each with its cost and message count. Synchronous, so that messages borrowing
-    /// from the receive buffer become owned pieces before the next `.await`.
-    pub(crate) fn pieces(
-        &self,
-        t: Transport,
-        items: Vec<(SyslogMessage<'_>, usize)>,
-    ) -> Vec<(Piece, usize, u64)> {
-        let mut out = Vec::new();
-        let mut piece = Vec::new();
-        let mut cost = 0usize;
-        for (r, c) in items {
-            if !piece.is_empty() && cost + c > self.batch_bytes {
-                let n = piece.len() as u64;
-                out.push((
-                    Piece::new(t, std::mem::take(&mut piece), &mut self.label_cache()),
-                    cost,
-                    n,
-                ));
-                cost = 0;
-            }
-            cost += c;
-            piece.push((r, c));
-        }
-        if !piece.is_empty() {
-            let n = piece.len() as u64;
-            out.push((Piece::new(t, piece, &mut self.label_cache()), cost, n));
-        }
-        out
+    /// The finished pieces (each costing at most one batch, so it always fits the queue), their
+    /// label sets taken from the shared cache under one lock.
+    pub(crate) fn finish(&self, builders: Vec<PieceBuilder>) -> Vec<Piece> {
+        let mut cache = self.label_cache();
+        builders
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| b.finish(&mut cache))
+            .collect()
     }
 
-    /// Hands pieces (from [`Intake::pieces`]) to the batcher, waiting for queue room (TCP
+    /// Hands pieces (from [`Intake::finish`]) to the batcher, waiting for queue room (TCP
     /// backpressure).
-    pub(crate) async fn send_waiting(&self, t: Transport, pieces: Vec<(Piece, usize, u64)>) {
-        for (piece, cost, n) in pieces {
-            self.send_piece(t, piece, cost, n).await;
+    pub(crate) async fn send_waiting(&self, t: Transport, pieces: Vec<Piece>) {
+        for piece in pieces {
+            self.send_piece(t, piece).await;
         }
     }
 
-    async fn send_piece(&self, t: Transport, piece: Piece, cost: usize, n: u64) {
+    async fn send_piece(&self, t: Transport, piece: Piece) {
+        let (cost, n) = (piece.cost, piece.len() as u64);
         // `cost` ≤ batch_bytes ≤ queue_bytes ≤ u32::MAX (validated), so this can be granted.
         let permits = u32::try_from(cost).unwrap_or(u32::MAX);
         match self.queue.acquire_many(permits).await {
@@ -145,23 +120,24 @@ impl Intake {
         }
     }
 
-    /// Hands messages to the batcher only if there is room now; otherwise drops and counts
-    /// them (UDP).
-    pub(crate) fn send_or_drop(&self, t: Transport, items: Vec<(SyslogMessage<'_>, usize)>) {
-        if items.is_empty() {
+    /// Hands a piece to the batcher only if there is room now; otherwise drops and counts its
+    /// messages (UDP).
+    pub(crate) fn send_or_drop(&self, t: Transport, piece: PieceBuilder) {
+        if piece.is_empty() {
             return;
         }
-        let n = items.len() as u64;
-        let cost: usize = items.iter().map(|(_, c)| c).sum();
+        let cost = piece.cost();
         let granted = u32::try_from(cost)
             .ok()
             .and_then(|p| self.queue.try_acquire_many(p).ok());
         let Some(permit) = granted else {
-            self.counters.add_lines(t, Outcome::Dropped, n);
+            self.counters
+                .add_lines(t, Outcome::Dropped, piece.len() as u64);
             return;
         };
         permit.forget();
-        let piece = Piece::new(t, items, &mut self.label_cache());
+        let piece = piece.finish(&mut self.label_cache());
+        let n = piece.len() as u64;
         if self.tx.try_send(piece).is_err() {
             self.queue.add_permits(cost);
             self.counters.add_lines(t, Outcome::Dropped, n);

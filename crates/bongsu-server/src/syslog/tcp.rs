@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bongsu_ingest::{Frame, SyslogFramer};
+use bongsu_ingest::{Frames, SyslogFramer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::syslog::batcher::PieceBuilder;
 use crate::syslog::counters::{Outcome, Transport};
 use crate::syslog::intake::{Intake, Tally};
 
@@ -91,7 +92,7 @@ async fn connection(
     let t = Transport::Tcp;
     let mut framer = SyslogFramer::new(limits.max_line_bytes);
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
-    let mut frames: Vec<Frame> = Vec::new();
+    let mut frames = Frames::default();
     let mut drain_until: Option<Instant> = None;
     let end = loop {
         let read = match drain_until {
@@ -148,18 +149,30 @@ async fn half_close(sock: &mut TcpStream, drain: Duration) -> Instant {
     Instant::now() + drain
 }
 
-async fn deliver(intake: &Intake, frames: &mut Vec<Frame>) {
+async fn deliver(intake: &Intake, frames: &mut Frames) {
     if frames.is_empty() {
         return;
     }
     let now_ns = intake.now_ns();
     let mut tally = Tally::default();
-    let items = frames
-        .iter()
-        .map(|f| intake.parse_at(now_ns, &f.data, f.truncated, &mut tally))
-        .collect();
-    // Grouped by stream while the messages still borrow from the frames.
-    let pieces = intake.pieces(Transport::Tcp, items);
+    let mut scratch = Vec::new();
+    let mut full = Vec::new();
+    let mut piece =
+        PieceBuilder::with_capacity(Transport::Tcp, frames.bytes().min(intake.batch_bytes));
+    for f in frames.iter() {
+        intake.parse_into(
+            now_ns,
+            f.data,
+            f.truncated,
+            &mut tally,
+            &mut scratch,
+            &mut piece,
+            &mut full,
+        );
+    }
+    full.push(piece);
+    // The pieces own copies of what they need from the frames.
+    let pieces = intake.finish(full);
     frames.clear();
     intake.count(Transport::Tcp, &tally);
     intake.send_waiting(Transport::Tcp, pieces).await;

@@ -3,12 +3,12 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use bongsu_ingest::SyslogMessage;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use crate::syslog::batcher::PieceBuilder;
 use crate::syslog::counters::Transport;
-use crate::syslog::intake::Intake;
+use crate::syslog::intake::{Intake, Tally};
 use crate::syslog::tcp::stopped;
 
 /// The largest UDP payload (IPv4).
@@ -31,57 +31,52 @@ pub(crate) async fn recv_loop(
             _ = stopped(&mut stop) => break,
             r = sock.recv_from(&mut buf) => match r {
                 Ok((n, _)) => {
-                    let mut items = Vec::new();
-                    let mut cost = 0;
-                    take(&intake, &buf[..n], max_line_bytes, &mut items, &mut cost);
+                    let mut piece = PieceBuilder::new(Transport::Udp);
+                    take(&intake, &buf[..n], max_line_bytes, &mut piece);
                     for _ in 1..BURST {
                         match sock.try_recv_from(&mut buf) {
-                            Ok((n, _)) => take(&intake, &buf[..n], max_line_bytes, &mut items, &mut cost),
+                            Ok((n, _)) => take(&intake, &buf[..n], max_line_bytes, &mut piece),
                             Err(_) => break,
                         }
                     }
-                    intake.send_or_drop(Transport::Udp, items);
+                    intake.send_or_drop(Transport::Udp, piece);
                 }
                 Err(e) => tracing::debug!(error = %e, "syslog udp receive failed"),
             },
         }
     }
-    let mut items = Vec::new();
-    let mut cost = 0;
+    let mut piece = PieceBuilder::new(Transport::Udp);
     loop {
         match sock.try_recv_from(&mut buf) {
-            Ok((n, _)) => take(&intake, &buf[..n], max_line_bytes, &mut items, &mut cost),
+            Ok((n, _)) => take(&intake, &buf[..n], max_line_bytes, &mut piece),
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(_) => break,
         }
     }
-    intake.send_or_drop(Transport::Udp, items);
+    intake.send_or_drop(Transport::Udp, piece);
 }
 
-/// Parses one datagram into `items`, handing `items` over first if it would grow past one
-/// batch.
-fn take(
-    intake: &Intake,
-    datagram: &[u8],
-    max_line_bytes: usize,
-    items: &mut Vec<(SyslogMessage<'static>, usize)>,
-    cost: &mut usize,
-) {
-    intake
-        .counters
-        .add_bytes(Transport::Udp, datagram.len() as u64);
+/// Parses one datagram into `piece` (which copies what it keeps: the receive buffer is reused
+/// for the next datagram), handing `piece` over first if it would grow past one batch.
+fn take(intake: &Intake, datagram: &[u8], max_line_bytes: usize, piece: &mut PieceBuilder) {
+    let t = Transport::Udp;
+    intake.counters.add_bytes(t, datagram.len() as u64);
     let truncated = datagram.len() > max_line_bytes;
     let data = &datagram[..datagram.len().min(max_line_bytes)];
-    let (r, c) = intake.parse(Transport::Udp, data, truncated);
-    // The receive buffer is reused for the next datagram: the stream owns host and app.
-    let r = SyslogMessage {
-        stream: r.stream.into_owned(),
-        entry: r.entry,
-    };
-    if !items.is_empty() && *cost + c > intake.batch_bytes {
-        intake.send_or_drop(Transport::Udp, std::mem::take(items));
-        *cost = 0;
+    let mut tally = Tally::default();
+    let mut full = Vec::new();
+    let mut scratch = Vec::new();
+    intake.parse_into(
+        intake.now_ns(),
+        data,
+        truncated,
+        &mut tally,
+        &mut scratch,
+        piece,
+        &mut full,
+    );
+    intake.count(t, &tally);
+    for p in full {
+        intake.send_or_drop(t, p);
     }
-    *cost += c;
-    items.push((r, c));
 }
