@@ -410,9 +410,9 @@ mod tests {
             entries.sort_by_key(|e| e.timestamp_ns);
             // As ingest cuts (no substring filter) and as compaction writes (with one).
             let enc = if compacted {
-                encode_with_level(&entries, 9, true)
+                encode_with_level(&entries[..], 9, true)
             } else {
-                encode(&entries)
+                encode(&entries[..])
             };
             prop_assert_eq!(enc.meta.grams.is_some(), compacted);
             let mut dec = DecodedChunk::default();
@@ -442,7 +442,7 @@ mod tests {
         #[test]
         fn flipped_bit_is_detected(mut entries in proptest::collection::vec(entry_strategy(), 1..20), at in any::<usize>(), bit in 0u8..8) {
             entries.sort_by_key(|e| e.timestamp_ns);
-            let mut enc = encode(&entries).bytes;
+            let mut enc = encode(&entries[..]).bytes;
             let i = at % enc.len();
             enc[i] ^= 1 << bit;
             let mut dec = DecodedChunk::default();

@@ -40,24 +40,6 @@ impl Entries for [LogEntry] {
     }
 }
 
-impl Entries for Vec<LogEntry> {
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn timestamp_ns(&self, i: usize) -> i64 {
-        self[i].timestamp_ns
-    }
-    fn line(&self, i: usize) -> &str {
-        &self[i].line
-    }
-    fn metadata_len(&self, i: usize) -> usize {
-        self[i].structured_metadata.len()
-    }
-    fn for_each_metadata(&self, i: usize, f: impl FnMut(&str, &str)) {
-        self[..].for_each_metadata(i, f);
-    }
-}
-
 /// The entries of one stream of a [`LogsRecordView`].
 pub(crate) struct ViewEntries<'v, 'a> {
     pub(crate) view: &'v LogsRecordView<'a>,

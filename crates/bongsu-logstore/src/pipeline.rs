@@ -651,7 +651,7 @@ mod tests {
             .enumerate()
             .map(|(i, l)| bongsu_model::LogEntry::new(i as i64, *l))
             .collect();
-        let c = DecodedChunk::from_entries(&entries);
+        let c = DecodedChunk::from_entries(&entries[..]);
         let run = |fs: Vec<Compiled>, lo, hi| {
             let mut v = Vec::new();
             scan_lines(&c, lo, hi, &fs, |i| v.push(i));
