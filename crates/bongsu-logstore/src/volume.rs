@@ -173,7 +173,7 @@ impl LogStore {
                 "step must be positive: give a step such as 1m".into(),
             ));
         }
-        let aligned = start_ns - start_ns.rem_euclid(step_ns);
+        let aligned = start_ns.saturating_sub(start_ns.rem_euclid(step_ns));
         let n = if aligned < end_ns {
             ((i128::from(end_ns) - i128::from(aligned) - 1) / i128::from(step_ns) + 1) as u128
         } else {
@@ -598,6 +598,15 @@ mod tests {
             s.volume_range(r#"{app="a"}"#, 0, i64::MAX, 1, &all),
             Err(Error::Limit(_))
         ));
+        // Extreme times neither overflow nor find anything.
+        assert!(s
+            .volume_range(r#"{app="a"}"#, i64::MIN, i64::MIN + 10, 1_000_000_000, &all)
+            .unwrap()
+            .is_empty());
+        assert!(s
+            .volume_range(r#"{app="a"}"#, i64::MAX - 10, i64::MAX, 7, &all)
+            .unwrap()
+            .is_empty());
     }
 
     proptest::proptest! {
