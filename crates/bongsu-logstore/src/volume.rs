@@ -610,6 +610,53 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// Over a range holding every entry, volumes are the line bytes per group, the same
+        /// from heads and, after a flush into many small chunks, from chunk metadata; per-step
+        /// buckets add up to the same totals.
+        #[test]
+        fn whole_range_volumes_match_the_lines_before_and_after_a_flush(
+            entries in proptest::collection::vec((0usize..6, 0i64..1000, 0usize..30), 1..80),
+            step in 1i64..400,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = Config { chunk_target_bytes: 50, ..Config::default() };
+            let mut s = LogStore::open(dir.path(), cfg).unwrap();
+            let mut model: BTreeMap<String, u64> = BTreeMap::new();
+            let mut recs: Vec<LogStream> = Vec::new();
+            for &(who, ts, len) in &entries {
+                let (app, env) = (["a", "b", "c"][who % 3], ["x", "y"][who / 3]);
+                recs.push(stream(&[("app", app), ("env", env)], &[(ts, &"z".repeat(len))]));
+                *model.entry(env.to_owned()).or_default() += len as u64;
+            }
+            for (off, r) in recs.iter().enumerate() {
+                s.append_record(0, off as u64, std::slice::from_ref(r)).unwrap();
+            }
+            let q = VolumeQuery { target_labels: vec!["env".into()], ..VolumeQuery::default() };
+            let totals = |s: &LogStore| -> BTreeMap<String, u64> {
+                s.volume(r#"{app=~".+"}"#, -5, 1005, &q)
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| (v.labels[0].value.clone(), v.values[0].1))
+                    .collect()
+            };
+            let range_totals = |s: &LogStore| -> BTreeMap<String, u64> {
+                s.volume_range(r#"{app=~".+"}"#, -5, 1005, step, &q)
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| (v.labels[0].value.clone(), v.values.iter().map(|p| p.1).sum()))
+                    .collect()
+            };
+            proptest::prop_assert_eq!(&totals(&s), &model);
+            proptest::prop_assert_eq!(&range_totals(&s), &model);
+            s.flush().unwrap();
+            proptest::prop_assert_eq!(&totals(&s), &model);
+            proptest::prop_assert_eq!(&range_totals(&s), &model);
+        }
+    }
+
+    proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
         /// However the buckets cut a chunk, its shares add up to the bytes of the part of its
