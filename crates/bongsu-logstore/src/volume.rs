@@ -233,8 +233,11 @@ impl LogStore {
             for src in self.sources(id, start, end) {
                 match src {
                     Source::Head(h) => {
-                        let from = h.partition_point(|e| e.timestamp_ns < start);
-                        for e in h[from..].iter().take_while(|e| e.timestamp_ns <= end) {
+                        let in_range = h
+                            .iter()
+                            .skip_while(|e| e.timestamp_ns < start)
+                            .take_while(|e| e.timestamp_ns <= end);
+                        for e in in_range {
                             let i = bucket_of(buckets, e.timestamp_ns);
                             *per_stream.entry(i).or_default() += e.line.len() as u64;
                         }
