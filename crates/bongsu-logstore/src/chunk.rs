@@ -2,10 +2,11 @@
 //!
 //! See `docs/formats/logstore.md` for the byte layout.
 
-use bongsu_model::{Label, LogEntry};
+use bongsu_model::Label;
 
 use crate::bloom::Bloom;
 use crate::hashset::HashSet64;
+use crate::head::Entries;
 use crate::ngrams::GramFilter;
 use crate::tokens;
 
@@ -81,55 +82,55 @@ fn unzigzag(v: u64) -> i64 {
 /// ingest cuts them: zstd level 1, the token filter only. The substring filter (a quarter of
 /// a cut's cost) is left to compaction, which rebuilds every filter anyway; until a chunk is
 /// compacted, `|=` literals inside longer tokens read it instead of skipping it.
-pub(crate) fn encode(entries: &[LogEntry]) -> EncodedChunk {
+pub(crate) fn encode<E: Entries + ?Sized>(entries: &E) -> EncodedChunk {
     encode_with_level(entries, INGEST_LEVEL, false)
 }
 
 /// [`encode`] at zstd level `level`, with the substring filter if asked (compaction: a higher
 /// level, every filter).
-pub(crate) fn encode_with_level(
-    entries: &[LogEntry],
+pub(crate) fn encode_with_level<E: Entries + ?Sized>(
+    entries: &E,
     level: i32,
     substring_filter: bool,
 ) -> EncodedChunk {
-    debug_assert!(entries
-        .windows(2)
-        .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns));
-    let has_meta = entries.iter().any(|e| !e.structured_metadata.is_empty());
-    let text_len: usize = entries.iter().map(|e| e.line.len() + 1).sum();
-    let mut raw = Vec::with_capacity(text_len + entries.len() * 4 + 16);
-    raw.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    let n = entries.count();
+    debug_assert!((1..n).all(|i| entries.timestamp_ns(i - 1) <= entries.timestamp_ns(i)));
+    let has_meta = entries.has_metadata();
+    let line_bytes: usize = (0..n).map(|i| entries.line(i).len()).sum();
+    let mut raw = Vec::with_capacity(line_bytes + n * 5 + 16);
+    raw.extend_from_slice(&(n as u32).to_le_bytes());
     raw.push(if has_meta { FLAG_METADATA } else { 0 });
     let mut prev = 0i64;
-    for (i, e) in entries.iter().enumerate() {
+    for i in 0..n {
+        let ts = entries.timestamp_ns(i);
         if i == 0 {
-            raw.extend_from_slice(&e.timestamp_ns.to_le_bytes());
+            raw.extend_from_slice(&ts.to_le_bytes());
         } else {
-            put_varint(&mut raw, zigzag(e.timestamp_ns.wrapping_sub(prev)));
+            put_varint(&mut raw, zigzag(ts.wrapping_sub(prev)));
         }
-        prev = e.timestamp_ns;
+        prev = ts;
     }
-    for e in entries {
-        put_varint(&mut raw, e.line.len() as u64);
+    for i in 0..n {
+        put_varint(&mut raw, entries.line(i).len() as u64);
     }
     if has_meta {
-        for e in entries {
-            put_varint(&mut raw, e.structured_metadata.len() as u64);
-            for l in &e.structured_metadata {
-                put_varint(&mut raw, l.name.len() as u64);
-                raw.extend_from_slice(l.name.as_bytes());
-                put_varint(&mut raw, l.value.len() as u64);
-                raw.extend_from_slice(l.value.as_bytes());
-            }
+        for i in 0..n {
+            put_varint(&mut raw, entries.metadata_len(i) as u64);
+            entries.for_each_metadata(i, |name, value| {
+                put_varint(&mut raw, name.len() as u64);
+                raw.extend_from_slice(name.as_bytes());
+                put_varint(&mut raw, value.len() as u64);
+                raw.extend_from_slice(value.as_bytes());
+            });
         }
     }
     let text_start = raw.len();
-    for e in entries {
-        raw.extend_from_slice(e.line.as_bytes());
+    for i in 0..n {
+        raw.extend_from_slice(entries.line(i).as_bytes());
         raw.push(b'\n');
     }
     // Token filter over the line text (structured metadata is not indexed).
-    let mut tokens = HashSet64::with_capacity(entries.len() * 4);
+    let mut tokens = HashSet64::with_capacity(n * 4);
     tokens::for_each_token(&raw[text_start..], |h| tokens.insert(h));
     let filter = Bloom::build_from(tokens.len(), tokens.iter());
     let grams = substring_filter.then(|| GramFilter::build(&raw[text_start..]));
@@ -137,8 +138,12 @@ pub(crate) fn encode_with_level(
     // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be
     // a broken invariant of the library, so fall back to storing nothing rather than panic.
     let compressed = zstd::bulk::compress(&raw, level).unwrap_or_default();
-    let min_ts = entries.first().map_or(0, |e| e.timestamp_ns);
-    let max_ts = entries.last().map_or(0, |e| e.timestamp_ns);
+    let min_ts = if n == 0 { 0 } else { entries.timestamp_ns(0) };
+    let max_ts = if n == 0 {
+        0
+    } else {
+        entries.timestamp_ns(n - 1)
+    };
     let mut bytes = Vec::with_capacity(CHUNK_HEADER_LEN + compressed.len());
     bytes.extend_from_slice(CHUNK_MAGIC);
     bytes.push(CHUNK_VERSION);
@@ -148,7 +153,7 @@ pub(crate) fn encode_with_level(
     bytes.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&min_ts.to_le_bytes());
     bytes.extend_from_slice(&max_ts.to_le_bytes());
-    bytes.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&(n as u32).to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes), &compressed);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes.extend_from_slice(&compressed);
@@ -157,8 +162,8 @@ pub(crate) fn encode_with_level(
         meta: ChunkMeta {
             min_ts,
             max_ts,
-            entries: entries.len() as u32,
-            line_bytes: entries.iter().map(|e| e.line.len() as u64).sum(),
+            entries: n as u32,
+            line_bytes: line_bytes as u64,
             offsets: Vec::new(),
             filter,
             grams,
@@ -207,17 +212,19 @@ impl DecodedChunk {
     }
 
     /// Builds a decoded view of in-memory entries (the head of a stream).
-    pub(crate) fn from_entries(entries: &[LogEntry]) -> Self {
+    pub(crate) fn from_entries<E: Entries + ?Sized>(entries: &E) -> Self {
         let mut c = DecodedChunk::default();
-        let has_meta = entries.iter().any(|e| !e.structured_metadata.is_empty());
+        let has_meta = entries.has_metadata();
         c.starts.push(0);
-        for e in entries {
-            c.ts.push(e.timestamp_ns);
-            c.buf.extend_from_slice(e.line.as_bytes());
+        for i in 0..entries.count() {
+            c.ts.push(entries.timestamp_ns(i));
+            c.buf.extend_from_slice(entries.line(i).as_bytes());
             c.buf.push(b'\n');
             c.starts.push(c.buf.len() as u32);
             if has_meta {
-                c.metadata.push(e.structured_metadata.clone());
+                let mut md = Vec::with_capacity(entries.metadata_len(i));
+                entries.for_each_metadata(i, |n, v| md.push(Label::new(n, v)));
+                c.metadata.push(md);
             }
         }
         c
@@ -377,6 +384,7 @@ fn parse_raw(raw: &[u8], n: usize, out: &mut DecodedChunk) -> Result<(), DecodeE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bongsu_model::LogEntry;
     use proptest::prelude::*;
 
     fn entry_strategy() -> impl Strategy<Value = LogEntry> {

@@ -20,6 +20,7 @@ mod chunk;
 mod compact;
 mod error;
 mod hashset;
+mod head;
 mod literals;
 mod logql;
 mod ngrams;

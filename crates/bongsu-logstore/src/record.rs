@@ -1,8 +1,9 @@
 //! Applying a whole record of the `logs` topic, whose streams all share one offset.
 
-use bongsu_model::{Labels, LogStream};
+use bongsu_model::{Labels, LogStream, LogsRecordView};
 
 use crate::error::{Error, Result};
+use crate::head::ViewEntries;
 use crate::store::{LogStore, Source};
 
 /// A stream of a record that [`LogStore::append_record`] left out, and why.
@@ -53,26 +54,30 @@ impl LogStore {
         Some(rejected)
     }
 
-    /// [`LogStore::append_record`] taking the record's streams by value: their lines move into
-    /// the store instead of being copied (one allocation and copy less per line).
-    pub fn append_record_owned(
+    /// [`LogStore::append_record`] of a record read in place (the logs consumer's path): the
+    /// lines are copied from the record's bytes into the streams' heads, with no allocation
+    /// per line.
+    pub fn append_record_view(
         &mut self,
         partition: u32,
         offset: u64,
-        streams: Vec<LogStream>,
+        record: &LogsRecordView<'_>,
     ) -> Option<Vec<RejectedStream>> {
         if self.is_applied(partition, offset) {
             return None;
         }
         let mut rejected = Vec::new();
-        for (index, s) in streams.into_iter().enumerate() {
+        for (index, s) in record.streams().iter().enumerate() {
             self.applied.insert(partition, offset);
-            let entries = s.entries.len();
-            if let Err(error) = self.append_owned(partition, offset, &s.labels, s.entries) {
+            let entries = ViewEntries {
+                view: record,
+                entries: record.entries(s),
+            };
+            if let Err(error) = self.append_entries(partition, offset, &s.labels, &entries) {
                 rejected.push(RejectedStream {
                     index,
-                    labels: s.labels,
-                    entries,
+                    labels: s.labels.clone(),
+                    entries: entries.entries.len(),
                     error,
                 });
             }
@@ -112,7 +117,7 @@ impl LogStore {
                 st.chunks += 1;
                 match src {
                     Source::Head(h) => {
-                        for e in h {
+                        for e in h.iter() {
                             st.entries += 1;
                             st.bytes += e.line.len() as u64;
                         }
@@ -222,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn owned_records_apply_like_borrowed_ones() {
+    fn record_views_apply_like_borrowed_records() {
         let dir_a = tempfile::tempdir().unwrap();
         let dir_b = tempfile::tempdir().unwrap();
         let cfg = Config {
@@ -244,10 +249,15 @@ mod tests {
                 stream("b", &[(15, "b2")]),
             ],
         ];
+        let bytes: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| bongsu_model::LogsRecord { streams: r.clone() }.encode())
+            .collect();
+        let view = |i: usize| LogsRecordView::parse(&bytes[i]).unwrap();
         for (offset, rec) in records.iter().enumerate() {
             let ra = a.append_record(1, offset as u64, rec).unwrap();
             let rb = b
-                .append_record_owned(1, offset as u64, rec.clone())
+                .append_record_view(1, offset as u64, &view(offset))
                 .unwrap();
             let key = |r: &[RejectedStream]| -> Vec<(usize, usize, String)> {
                 r.iter()
@@ -256,7 +266,7 @@ mod tests {
             };
             assert_eq!(key(&ra), key(&rb));
         }
-        assert!(b.append_record_owned(1, 1, records[1].clone()).is_none());
+        assert!(b.append_record_view(1, 1, &view(1)).is_none());
         let q = r#"{app=~"a|b|c"}"#;
         assert_eq!(lines(&a, q), ["a1", "a2", "a3", "b1", "b2"]);
         assert_eq!(lines(&b, q), lines(&a, q));

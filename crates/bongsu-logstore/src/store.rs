@@ -10,6 +10,7 @@ use bongsu_model::{Labels, LogEntry};
 use crate::checkpoint::Checkpoint;
 use crate::chunk::{self, ChunkMeta, DecodedChunk, EncodedChunk};
 use crate::error::{corrupt, io_err, Error, Result};
+use crate::head::{Entries, Head};
 use crate::segment::{self, Segment};
 
 /// Where the store reads the time (injectable for tests).
@@ -133,8 +134,7 @@ pub(crate) struct Sealed {
 pub(crate) struct Stream {
     pub(crate) labels: Labels,
     /// Entries not yet cut into a chunk, sorted by time (stable).
-    pub(crate) head: Vec<LogEntry>,
-    head_bytes: usize,
+    pub(crate) head: Head,
     head_started_ns: i64,
     /// Per partition, the first record offset in the head ...
     head_from: BTreeMap<u32, u64>,
@@ -153,8 +153,7 @@ impl Stream {
     fn new(labels: Labels) -> Self {
         Self {
             labels,
-            head: Vec::new(),
-            head_bytes: 0,
+            head: Head::default(),
             head_started_ns: 0,
             head_from: BTreeMap::new(),
             head_upto: BTreeMap::new(),
@@ -174,7 +173,7 @@ impl Stream {
 pub(crate) enum Source<'a> {
     Disk(&'a Segment, &'a ChunkRef),
     Sealed(&'a Sealed),
-    Head(&'a [LogEntry]),
+    Head(&'a Head),
 }
 
 impl Source<'_> {
@@ -190,10 +189,7 @@ impl Source<'_> {
         match self {
             Source::Disk(_, c) => (c.meta.min_ts, c.meta.max_ts),
             Source::Sealed(c) => (c.enc.meta.min_ts, c.enc.meta.max_ts),
-            Source::Head(h) => (
-                h.first().map_or(i64::MAX, |e| e.timestamp_ns),
-                h.last().map_or(i64::MIN, |e| e.timestamp_ns),
-            ),
+            Source::Head(h) => h.time_range(),
         }
     }
 
@@ -214,7 +210,7 @@ impl Source<'_> {
             Source::Sealed(c) => chunk::decode_with(dctx, &c.enc.bytes, out)
                 .map_err(|what| corrupt("<memory>", format!("sealed chunk: {what}"))),
             Source::Head(h) => {
-                *out = DecodedChunk::from_entries(h);
+                *out = DecodedChunk::from_entries(*h);
                 Ok(())
             }
         }
@@ -359,27 +355,17 @@ impl LogStore {
         labels: &Labels,
         entries: &[LogEntry],
     ) -> Result<bool> {
-        self.append_entries(partition, offset, labels, Entries::Borrowed(entries))
+        self.append_entries(partition, offset, labels, entries)
     }
 
-    /// [`LogStore::append`] taking the entries by value: their lines move into the stream's
-    /// head instead of being copied (the logs consumer's path, one allocation less per line).
-    pub fn append_owned(
+    /// [`LogStore::append`] of any [`Entries`]: their lines and metadata are copied into the
+    /// stream's head buffer.
+    pub(crate) fn append_entries<E: Entries + ?Sized>(
         &mut self,
         partition: u32,
         offset: u64,
         labels: &Labels,
-        entries: Vec<LogEntry>,
-    ) -> Result<bool> {
-        self.append_entries(partition, offset, labels, Entries::Owned(entries))
-    }
-
-    fn append_entries(
-        &mut self,
-        partition: u32,
-        offset: u64,
-        labels: &Labels,
-        entries: Entries<'_>,
+        entries: &E,
     ) -> Result<bool> {
         if self
             .applied
@@ -400,30 +386,33 @@ impl LogStore {
             }
         }
         self.validate_labels(labels)?;
-        if entries.as_slice().is_empty() {
+        let n = entries.count();
+        if n == 0 {
             self.applied.insert(partition, offset + 1);
             return Ok(true);
         }
-        for e in entries.as_slice() {
-            if e.line.len() > self.cfg.max_line_bytes {
+        let mut added = 0;
+        for i in 0..n {
+            let len = entries.line(i).len();
+            if len > self.cfg.max_line_bytes {
                 return Err(Error::LineTooLong {
-                    len: e.line.len(),
+                    len,
                     limit: self.cfg.max_line_bytes,
                 });
             }
+            added += len;
         }
         let mut newest = existing.map_or(i64::MIN, |id| self.streams[id].newest_ns);
-        for e in entries.as_slice() {
-            if newest != i64::MIN
-                && e.timestamp_ns < newest.saturating_sub(self.cfg.out_of_order_window_ns)
-            {
+        for i in 0..n {
+            let ts = entries.timestamp_ns(i);
+            if newest != i64::MIN && ts < newest.saturating_sub(self.cfg.out_of_order_window_ns) {
                 return Err(Error::OutOfOrder {
-                    timestamp_ns: e.timestamp_ns,
+                    timestamp_ns: ts,
                     newest_ns: newest,
                     window_ns: self.cfg.out_of_order_window_ns,
                 });
             }
-            newest = newest.max(e.timestamp_ns);
+            newest = newest.max(ts);
         }
         let id = match existing {
             Some(id) => id,
@@ -441,26 +430,15 @@ impl LogStore {
         if s.head.is_empty() {
             s.head_started_ns = now;
         }
-        let added: usize = entries.as_slice().iter().map(|e| e.line.len()).sum();
-        s.head.reserve(entries.as_slice().len());
-        match entries {
-            Entries::Borrowed(es) => {
-                for e in es {
-                    insert_by_time(&mut s.head, e.clone());
-                }
-            }
-            Entries::Owned(es) => {
-                for e in es {
-                    insert_by_time(&mut s.head, e);
-                }
-            }
+        s.head.reserve(n, added);
+        for i in 0..n {
+            s.head.insert(entries, i);
         }
-        s.head_bytes += added;
         s.newest_ns = s.newest_ns.max(newest);
         self.head_bytes += added;
         s.head_from.entry(partition).or_insert(offset);
         s.head_upto.insert(partition, offset + 1);
-        if s.head_bytes >= self.cfg.chunk_target_bytes {
+        if s.head.line_bytes() >= self.cfg.chunk_target_bytes {
             let (h, c) = Self::cut(s);
             self.head_bytes -= h;
             self.sealed_bytes += c;
@@ -521,8 +499,8 @@ impl LogStore {
         }
         let mut enc = chunk::encode(&s.head);
         enc.meta.offsets = std::mem::take(&mut s.head_upto).into_iter().collect();
+        let moved = s.head.line_bytes();
         s.head.clear();
-        let moved = std::mem::take(&mut s.head_bytes);
         s.head_from.clear();
         s.sealed.push(Sealed { enc });
         (moved, moved)
@@ -776,32 +754,6 @@ impl LogStore {
             || s.head
                 .iter()
                 .any(|e| e.timestamp_ns >= start && e.timestamp_ns <= end)
-    }
-}
-
-/// The entries of one append, borrowed (copied into the head) or owned (moved into it).
-enum Entries<'a> {
-    Borrowed(&'a [LogEntry]),
-    Owned(Vec<LogEntry>),
-}
-
-impl Entries<'_> {
-    fn as_slice(&self) -> &[LogEntry] {
-        match self {
-            Entries::Borrowed(es) => es,
-            Entries::Owned(es) => es,
-        }
-    }
-}
-
-/// Inserts `e` into `head` (sorted by time) after every entry of the same or an earlier time:
-/// an in-order entry is a push.
-fn insert_by_time(head: &mut Vec<LogEntry>, e: LogEntry) {
-    if head.last().is_none_or(|l| l.timestamp_ns <= e.timestamp_ns) {
-        head.push(e);
-    } else {
-        let at = head.partition_point(|x| x.timestamp_ns <= e.timestamp_ns);
-        head.insert(at, e);
     }
 }
 

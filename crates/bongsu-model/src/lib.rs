@@ -16,9 +16,10 @@ mod log;
 mod sample;
 
 pub use codec::{
-    DecodeLimits, LogStream, LogsRecord, LogsRecordWriter, MetadataRef, MetricKind, MetricMetadata,
-    MetricsRecord, MetricsRecordView, MetricsRecordWriter, RecordError, RecordResult, Series,
-    SeriesView, LOGS_MAGIC, LOGS_VERSION, METRICS_MAGIC, METRICS_VERSION,
+    DecodeLimits, LogEntryRef, LogStream, LogStreamRef, LogsRecord, LogsRecordView,
+    LogsRecordWriter, MetadataRef, MetricKind, MetricMetadata, MetricsRecord, MetricsRecordView,
+    MetricsRecordWriter, RecordError, RecordResult, Series, SeriesView, LOGS_MAGIC, LOGS_VERSION,
+    METRICS_MAGIC, METRICS_VERSION,
 };
 pub use error::{Error, Result};
 pub use labels::{Label, Labels, METRIC_NAME};

@@ -2,7 +2,9 @@
 //!
 //! One task per partition of the topic fetches records from where the store's checkpoint says
 //! (the store is the truth; the committed offsets of consumer group `logs` only report lag),
-//! decodes each `LogsRecord` and applies it with `LogStore::append_record`. A record that does
+//! reads each `logs` record in place (`LogsRecordView`) and applies it with
+//! `LogStore::append_record_view` (lines copied from the record into the streams' heads,
+//! no allocation per line). A record that does
 //! not decode is logged, counted and skipped; a stream the store refuses (a limit) is logged,
 //! counted and left out, the record's other streams are applied.
 //!
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bongsu_logstore::{LogStore, StoreStats};
-use bongsu_model::{Labels, LogsRecord};
+use bongsu_model::{Labels, LogsRecord, LogsRecordView};
 use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -328,31 +330,30 @@ async fn consume_partition(
     }
 }
 
-/// Decodes `records` and applies them to the store, in offset order (blocking).
+/// Reads `records` in place and applies them to the store, in offset order (blocking).
 fn apply(logs: &Logs, partition: u32, records: Vec<StoredRecord>) {
     let m = &logs.metrics;
-    let decoded: Vec<(u64, Option<LogsRecord>)> = records
+    // Read before taking the lock; the views borrow the records' bytes.
+    let views: Vec<(u64, LogsRecordView<'_>)> = records
         .iter()
-        .map(|r| match LogsRecord::decode(&r.value) {
-            Ok(rec) => (r.offset, Some(rec)),
+        .map(|r| match LogsRecordView::parse(&r.value) {
+            Ok(view) => (r.offset, view),
             Err(e) => {
                 tracing::warn!(partition, offset = r.offset, error = %e, "skipping a logs record that does not decode");
                 m.records_skipped.fetch_add(1, Ordering::Relaxed);
-                (r.offset, None)
+                // Applied empty, so the checkpoint moves past it.
+                (r.offset, LogsRecordView::default())
             }
         })
         .collect();
     let mut store = write_lock(&logs.store);
-    for (offset, rec) in decoded {
-        let streams = rec.map(|r| r.streams).unwrap_or_default();
-        let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
-        // A record that did not decode is applied empty, so the checkpoint moves past it.
-        let Some(rejected) = store.append_record_owned(partition, offset, streams) else {
+    for (offset, view) in &views {
+        let Some(rejected) = store.append_record_view(partition, *offset, view) else {
             m.records_replayed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         m.records_applied.fetch_add(1, Ordering::Relaxed);
-        let mut applied = entries;
+        let mut applied = view.entry_count();
         for r in &rejected {
             applied -= r.entries;
             tracing::warn!(partition, offset, stream = %r.labels, error = %r.error, "log store left out a stream");

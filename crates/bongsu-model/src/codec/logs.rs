@@ -2,8 +2,8 @@
 
 use super::error::RecordResult;
 use super::wire::{
-    put_bytes, put_uvarint, read_labels, read_symbol, read_symbols, write_labels, DecodeLimits,
-    Reader, SymbolTable,
+    put_bytes, put_uvarint, read_labels, read_symbol, read_symbol_ref, read_symbols, write_labels,
+    DecodeLimits, Reader, SymbolTable,
 };
 use crate::{Label, Labels, LogEntry};
 
@@ -197,6 +197,128 @@ impl<'a> LogsRecordWriter<'a> {
     }
 }
 
+/// One entry of a [`LogsRecordView`]: its line borrowed from the record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntryRef<'a> {
+    pub timestamp_ns: i64,
+    pub line: &'a str,
+    /// Its structured metadata: a range of [`LogsRecordView::metadata`].
+    metadata: (u32, u32),
+}
+
+/// One stream of a [`LogsRecordView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStreamRef {
+    pub labels: Labels,
+    /// Its entries: a range of [`LogsRecordView::entries`].
+    entries: (usize, usize),
+}
+
+/// A `logs` record read in place: lines and metadata borrow the record's bytes, so reading
+/// allocates per stream (its label set) and per record, not per line. Accepts exactly the
+/// records [`LogsRecord::decode_with_limits`] accepts.
+#[derive(Debug, Default)]
+pub struct LogsRecordView<'a> {
+    streams: Vec<LogStreamRef>,
+    entries: Vec<LogEntryRef<'a>>,
+    metadata: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> LogsRecordView<'a> {
+    /// Reads a record from untrusted bytes with the default [`DecodeLimits`]; never panics.
+    pub fn parse(bytes: &'a [u8]) -> RecordResult<Self> {
+        Self::parse_with_limits(bytes, DecodeLimits::default())
+    }
+
+    /// Reads a record from untrusted bytes; never panics, bounds allocations.
+    pub fn parse_with_limits(bytes: &'a [u8], limits: DecodeLimits) -> RecordResult<Self> {
+        let mut r = Reader::new(bytes, limits);
+        r.header(LOGS_MAGIC, LOGS_VERSION)?;
+        let syms = read_symbols(&mut r)?;
+        let n = r.count("stream", 2)?;
+        let mut view = LogsRecordView {
+            streams: Vec::with_capacity(n),
+            // An entry takes at least 10 bytes.
+            entries: Vec::with_capacity(r.remaining() / 64),
+            metadata: Vec::new(),
+        };
+        for index in 0..n {
+            let labels = read_labels(&mut r, &syms, index)?;
+            let k = r.count("entry", 10)?;
+            let first = view.entries.len();
+            view.entries.reserve(k);
+            for _ in 0..k {
+                let timestamp_ns = r.u64_le()? as i64;
+                let line = r.str("log line")?;
+                let m = r.count("structured metadata", 2)?;
+                let start = view.metadata.len();
+                for _ in 0..m {
+                    let name = read_symbol_ref(&mut r, &syms)?;
+                    let value = r.str("structured metadata value")?;
+                    view.metadata.push((name, value));
+                }
+                view.entries.push(LogEntryRef {
+                    timestamp_ns,
+                    line,
+                    metadata: (start as u32, view.metadata.len() as u32),
+                });
+            }
+            view.streams.push(LogStreamRef {
+                labels,
+                entries: (first, view.entries.len()),
+            });
+        }
+        r.finish()?;
+        Ok(view)
+    }
+
+    /// The streams, in record order.
+    pub fn streams(&self) -> &[LogStreamRef] {
+        &self.streams
+    }
+
+    /// The entries of `stream` (one of [`LogsRecordView::streams`]), in record order.
+    pub fn entries(&self, stream: &LogStreamRef) -> &[LogEntryRef<'a>] {
+        &self.entries[stream.entries.0..stream.entries.1]
+    }
+
+    /// The structured metadata (name, value) of `entry` (one of this view's entries).
+    pub fn metadata(&self, entry: &LogEntryRef<'a>) -> &[(&'a str, &'a str)] {
+        &self.metadata[entry.metadata.0 as usize..entry.metadata.1 as usize]
+    }
+
+    /// Number of entries over all streams.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The same record, owned.
+    pub fn to_record(&self) -> LogsRecord {
+        LogsRecord {
+            streams: self
+                .streams
+                .iter()
+                .map(|s| LogStream {
+                    labels: s.labels.clone(),
+                    entries: self
+                        .entries(s)
+                        .iter()
+                        .map(|e| LogEntry {
+                            timestamp_ns: e.timestamp_ns,
+                            line: e.line.to_owned(),
+                            structured_metadata: self
+                                .metadata(e)
+                                .iter()
+                                .map(|&(n, v)| Label::new(n, v))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +411,25 @@ mod tests {
             }
             prop_assert_eq!(w.stream_count(), rec.streams.len());
             prop_assert_eq!(w.finish(), rec.encode());
+        }
+
+        /// The view reads exactly what decode reads, and refuses exactly what it refuses.
+        #[test]
+        fn view_matches_decode(rec in arb_record(), cut in any::<usize>(), flip in any::<usize>()) {
+            let bytes = rec.encode();
+            prop_assert_eq!(LogsRecordView::parse(&bytes).unwrap().to_record(), rec);
+            let cut = cut % (bytes.len() + 1);
+            let mut flipped = bytes[..cut].to_vec();
+            if !flipped.is_empty() {
+                let i = flip % flipped.len();
+                flipped[i] ^= 1 << (flip % 8);
+            }
+            let view = LogsRecordView::parse(&flipped).map(|v| v.to_record());
+            let decoded = LogsRecord::decode(&flipped);
+            prop_assert_eq!(view.is_ok(), decoded.is_ok(), "{:?} vs {:?}", view, decoded);
+            if let (Ok(v), Ok(d)) = (view, decoded) {
+                prop_assert_eq!(v, d);
+            }
         }
 
         #[test]

@@ -6,7 +6,8 @@
 //!   from and read into borrowed label pairs, for the ingest path, which allocates nothing per
 //!   series.
 //! - [`LogsRecord`]: a record of the `logs` topic, a batch of streams with their entries.
-//! - [`LogsRecordWriter`]: the same `logs` record bytes written from borrowed lines.
+//! - [`LogsRecordWriter`] and [`LogsRecordView`]: the same `logs` record bytes written from
+//!   and read into borrowed lines.
 //!
 //! Both start with a 4-byte magic and a version byte, use a symbol table so repeated label
 //! names and values are stored once per record, and are little-endian throughout. The byte
@@ -20,7 +21,10 @@ mod metrics_view;
 mod wire;
 
 pub use error::{RecordError, RecordResult};
-pub use logs::{LogStream, LogsRecord, LogsRecordWriter, LOGS_MAGIC, LOGS_VERSION};
+pub use logs::{
+    LogEntryRef, LogStream, LogStreamRef, LogsRecord, LogsRecordView, LogsRecordWriter, LOGS_MAGIC,
+    LOGS_VERSION,
+};
 pub use metrics::{
     MetricKind, MetricMetadata, MetricsRecord, Series, METRICS_MAGIC, METRICS_VERSION,
 };

@@ -1,0 +1,297 @@
+//! A stream's head: the entries not yet cut into a chunk, their lines and structured metadata
+//! copied into one buffer (no allocation per entry), kept in time order.
+
+use bongsu_model::{LogEntry, LogEntryRef, LogsRecordView};
+
+/// Entries a chunk is encoded from or a head is appended from, by position: a slice of
+/// [`LogEntry`], a [`Head`], or a stream of a [`LogsRecordView`].
+pub(crate) trait Entries {
+    fn count(&self) -> usize;
+    fn timestamp_ns(&self, i: usize) -> i64;
+    fn line(&self, i: usize) -> &str;
+    /// Number of structured metadata pairs of entry `i`.
+    fn metadata_len(&self, i: usize) -> usize;
+    /// Calls `f` with each structured metadata pair (name, value) of entry `i`.
+    fn for_each_metadata(&self, i: usize, f: impl FnMut(&str, &str));
+
+    /// Whether any entry has structured metadata.
+    fn has_metadata(&self) -> bool {
+        (0..self.count()).any(|i| self.metadata_len(i) > 0)
+    }
+}
+
+impl Entries for [LogEntry] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn timestamp_ns(&self, i: usize) -> i64 {
+        self[i].timestamp_ns
+    }
+    fn line(&self, i: usize) -> &str {
+        &self[i].line
+    }
+    fn metadata_len(&self, i: usize) -> usize {
+        self[i].structured_metadata.len()
+    }
+    fn for_each_metadata(&self, i: usize, mut f: impl FnMut(&str, &str)) {
+        for l in &self[i].structured_metadata {
+            f(&l.name, &l.value);
+        }
+    }
+}
+
+impl Entries for Vec<LogEntry> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn timestamp_ns(&self, i: usize) -> i64 {
+        self[i].timestamp_ns
+    }
+    fn line(&self, i: usize) -> &str {
+        &self[i].line
+    }
+    fn metadata_len(&self, i: usize) -> usize {
+        self[i].structured_metadata.len()
+    }
+    fn for_each_metadata(&self, i: usize, f: impl FnMut(&str, &str)) {
+        self[..].for_each_metadata(i, f);
+    }
+}
+
+/// The entries of one stream of a [`LogsRecordView`].
+pub(crate) struct ViewEntries<'v, 'a> {
+    pub(crate) view: &'v LogsRecordView<'a>,
+    pub(crate) entries: &'v [LogEntryRef<'a>],
+}
+
+impl Entries for ViewEntries<'_, '_> {
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+    fn timestamp_ns(&self, i: usize) -> i64 {
+        self.entries[i].timestamp_ns
+    }
+    fn line(&self, i: usize) -> &str {
+        self.entries[i].line
+    }
+    fn metadata_len(&self, i: usize) -> usize {
+        self.view.metadata(&self.entries[i]).len()
+    }
+    fn for_each_metadata(&self, i: usize, mut f: impl FnMut(&str, &str)) {
+        for &(n, v) in self.view.metadata(&self.entries[i]) {
+            f(n, v);
+        }
+    }
+}
+
+/// Where a string is in a head's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeadEntry {
+    timestamp_ns: i64,
+    line: Span,
+    /// A range of the head's `metadata`.
+    metadata: (usize, usize),
+}
+
+/// One entry of a [`Head`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadEntryRef<'h> {
+    pub(crate) timestamp_ns: i64,
+    pub(crate) line: &'h str,
+}
+
+/// Entries not yet cut into a chunk, sorted by time (stable: entries of equal time keep their
+/// arrival order).
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    entries: Vec<HeadEntry>,
+    text: String,
+    metadata: Vec<(Span, Span)>,
+    line_bytes: usize,
+}
+
+impl Head {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of line text held.
+    pub(crate) fn line_bytes(&self) -> usize {
+        self.line_bytes
+    }
+
+    /// The oldest and newest timestamps (`(i64::MAX, i64::MIN)` when empty).
+    pub(crate) fn time_range(&self) -> (i64, i64) {
+        (
+            self.entries.first().map_or(i64::MAX, |e| e.timestamp_ns),
+            self.entries.last().map_or(i64::MIN, |e| e.timestamp_ns),
+        )
+    }
+
+    /// The entries in time order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = HeadEntryRef<'_>> + '_ {
+        self.entries.iter().map(|e| HeadEntryRef {
+            timestamp_ns: e.timestamp_ns,
+            line: self.str(e.line),
+        })
+    }
+
+    /// Forgets every entry and frees the buffers (an idle stream keeps no memory).
+    pub(crate) fn clear(&mut self) {
+        *self = Head::default();
+    }
+
+    /// Reserves room for `entries` more entries of `bytes` of text in all.
+    pub(crate) fn reserve(&mut self, entries: usize, bytes: usize) {
+        self.entries.reserve(entries);
+        self.text.reserve(bytes);
+    }
+
+    fn put(&mut self, s: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.start..s.end]
+    }
+
+    /// Adds entry `i` of `from` after every entry of the same or an earlier time (an
+    /// in-order entry is a push).
+    pub(crate) fn insert<E: Entries + ?Sized>(&mut self, from: &E, i: usize) {
+        let line = from.line(i);
+        self.line_bytes += line.len();
+        let line = self.put(line);
+        let first = self.metadata.len();
+        from.for_each_metadata(i, |n, v| {
+            let start = self.text.len();
+            self.text.push_str(n);
+            let name = Span {
+                start,
+                end: self.text.len(),
+            };
+            self.text.push_str(v);
+            let value = Span {
+                start: name.end,
+                end: self.text.len(),
+            };
+            self.metadata.push((name, value));
+        });
+        let e = HeadEntry {
+            timestamp_ns: from.timestamp_ns(i),
+            line,
+            metadata: (first, self.metadata.len()),
+        };
+        if self
+            .entries
+            .last()
+            .is_none_or(|l| l.timestamp_ns <= e.timestamp_ns)
+        {
+            self.entries.push(e);
+        } else {
+            let at = self
+                .entries
+                .partition_point(|x| x.timestamp_ns <= e.timestamp_ns);
+            self.entries.insert(at, e);
+        }
+    }
+}
+
+impl Entries for Head {
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+    fn timestamp_ns(&self, i: usize) -> i64 {
+        self.entries[i].timestamp_ns
+    }
+    fn line(&self, i: usize) -> &str {
+        self.str(self.entries[i].line)
+    }
+    fn metadata_len(&self, i: usize) -> usize {
+        let (a, b) = self.entries[i].metadata;
+        b - a
+    }
+    fn for_each_metadata(&self, i: usize, mut f: impl FnMut(&str, &str)) {
+        let (a, b) = self.entries[i].metadata;
+        for &(n, v) in &self.metadata[a..b] {
+            f(self.str(n), self.str(v));
+        }
+    }
+    fn has_metadata(&self) -> bool {
+        !self.metadata.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bongsu_model::Label;
+    use proptest::prelude::*;
+
+    fn entry() -> impl Strategy<Value = LogEntry> {
+        (
+            0i64..50,
+            "\\PC{0,20}",
+            proptest::collection::vec(("[a-z]{1,5}", "\\PC{0,6}"), 0..3),
+        )
+            .prop_map(|(ts, line, md)| LogEntry {
+                timestamp_ns: ts,
+                line,
+                structured_metadata: md.into_iter().map(|(n, v)| Label::new(n, v)).collect(),
+            })
+    }
+
+    fn owned<E: Entries + ?Sized>(e: &E) -> Vec<LogEntry> {
+        (0..e.count())
+            .map(|i| {
+                let mut md = Vec::new();
+                e.for_each_metadata(i, |n, v| md.push(Label::new(n, v)));
+                assert_eq!(md.len(), e.metadata_len(i));
+                LogEntry {
+                    timestamp_ns: e.timestamp_ns(i),
+                    line: e.line(i).to_owned(),
+                    structured_metadata: md,
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// A head holds what was inserted, sorted by time with arrival order kept among equal
+        /// times (a stable sort of the input).
+        #[test]
+        fn head_keeps_entries_in_stable_time_order(entries in proptest::collection::vec(entry(), 0..40)) {
+            let mut head = Head::default();
+            for i in 0..entries.len() {
+                head.insert(&entries[..], i);
+            }
+            let mut expected = entries.clone();
+            expected.sort_by_key(|e| e.timestamp_ns);
+            prop_assert_eq!(owned(&head), expected.clone());
+            prop_assert_eq!(head.has_metadata(), entries.has_metadata());
+            prop_assert_eq!(head.line_bytes(), entries.iter().map(|e| e.line.len()).sum::<usize>());
+            let lines: Vec<&str> = head.iter().map(|e| e.line).collect();
+            prop_assert_eq!(lines, expected.iter().map(|e| e.line.as_str()).collect::<Vec<_>>());
+            let (lo, hi) = head.time_range();
+            if let (Some(f), Some(l)) = (expected.first(), expected.last()) {
+                prop_assert_eq!((lo, hi), (f.timestamp_ns, l.timestamp_ns));
+            } else {
+                prop_assert!(head.is_empty());
+            }
+            head.clear();
+            prop_assert!(head.is_empty());
+            prop_assert_eq!(head.line_bytes(), 0);
+        }
+    }
+}
