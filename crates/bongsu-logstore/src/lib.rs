@@ -32,6 +32,7 @@ mod segment;
 mod storage;
 mod store;
 mod tokens;
+mod volume;
 
 pub use compact::{Compacted, CompactionPlan};
 pub use error::{Error, Result};
@@ -42,6 +43,7 @@ pub use result::{
 };
 pub use storage::StreamStorage;
 pub use store::{Clock, Config, LogStore, ManualClock, StoreStats, SystemClock};
+pub use volume::{VolumeAggregation, VolumeQuery, VolumeSeries, DEFAULT_VOLUME_LIMIT};
 
 /// Checks a query's syntax without running it; the error names line and column.
 pub fn check_query(query: &str) -> Result<()> {

@@ -16,6 +16,54 @@ use crate::store::{LogStore, Source};
 /// Series of `(timestamp ns, value)` points.
 type Series = Vec<(Labels, Vec<(i64, f64)>)>;
 
+/// A line of a log query's result: timestamp, arrival number (ties), line, labels.
+type Hit = (i64, u64, String, Labels);
+
+/// Thins `got` (sorted in `dir` order) by `interval`: keeps the first line and then each line
+/// at least `interval` after (forward) or before (backward) the last kept one. Cuts after the
+/// `limit`-th kept line and returns its timestamp (None while fewer are kept). Drops the lines
+/// not kept for which `settled(ts)` holds; the others stay, as lines still to come may change
+/// what is kept around them.
+fn thin(
+    got: &mut Vec<Hit>,
+    dir: Direction,
+    interval: i64,
+    limit: usize,
+    settled: impl Fn(i64) -> bool,
+) -> Option<i64> {
+    let mut last: Option<i64> = None;
+    let mut kept = 0usize;
+    let mut keep = vec![false; got.len()];
+    let mut cut = None;
+    for (i, g) in got.iter().enumerate() {
+        let ok = match (last, dir) {
+            (None, _) => true,
+            (Some(l), Direction::Forward) => g.0 >= l.saturating_add(interval),
+            (Some(l), Direction::Backward) => g.0 <= l.saturating_sub(interval),
+        };
+        if ok {
+            last = Some(g.0);
+            keep[i] = true;
+            kept += 1;
+            if kept == limit {
+                cut = Some(i + 1);
+                break;
+            }
+        }
+    }
+    if let Some(c) = cut {
+        got.truncate(c);
+        keep.truncate(c);
+    }
+    let mut i = 0;
+    got.retain(|g| {
+        let k = keep[i] || !settled(g.0);
+        i += 1;
+        k
+    });
+    cut.and_then(|_| got.last().map(|g| g.0))
+}
+
 /// A log expression ready to run.
 struct Prepared<'a> {
     expr: &'a LogExpr,
@@ -102,6 +150,9 @@ impl<'a> Prepared<'a> {
 /// One line that went through the pipeline.
 struct Out<'a> {
     ts: i64,
+    /// Where the scan stands: every line still to come is at or after this timestamp in the
+    /// scan's order (the start of the current source's time range in that order).
+    from: i64,
     line: Cow<'a, str>,
     labels: Cow<'a, Labels>,
 }
@@ -169,6 +220,10 @@ impl LogStore {
         let mut hits = Vec::new();
         for (id, src) in &sources {
             let (lo_ts, hi_ts) = src.time_range();
+            let from = match order {
+                Direction::Forward => lo_ts,
+                Direction::Backward => hi_ts,
+            };
             if let Some(b) = bound {
                 let skip = match order {
                     Direction::Forward => lo_ts > b,
@@ -209,6 +264,7 @@ impl LogStore {
                 let out = if p.rest.is_empty() && meta.is_empty() {
                     Out {
                         ts,
+                        from,
                         line: Cow::Borrowed(line),
                         labels: Cow::Borrowed(stream),
                     }
@@ -224,6 +280,7 @@ impl LogStore {
                     ) {
                         Some(l) => Out {
                             ts,
+                            from,
                             line: Cow::Owned(l),
                             labels: Cow::Owned(labels.into_labels()),
                         },
@@ -245,6 +302,7 @@ impl LogStore {
         end: i64,
         limit: usize,
         dir: Direction,
+        interval: i64,
     ) -> Result<QueryResult> {
         let p = Prepared::new(expr);
         let mut stats = QueryStats::default();
@@ -254,25 +312,41 @@ impl LogStore {
             limit
         };
         let mut seq = 0u64;
-        let mut got: Vec<(i64, u64, String, Labels)> = Vec::new();
+        let mut got: Vec<Hit> = Vec::new();
         let key = |dir: Direction, ts: i64, seq: u64| match dir {
             Direction::Forward => (ts, seq as i64),
             Direction::Backward => (-ts, seq as i64),
         };
+        let mut threshold = limit.saturating_mul(2);
         // Log queries cover [start, end).
         let end_incl = end.saturating_sub(1);
         self.run_log(&p, start, end_incl, dir, &mut stats, |o| {
             seq += 1;
+            let from = o.from;
             got.push((o.ts, seq, o.line.into_owned(), o.labels.into_owned()));
-            if got.len() >= limit * 2 {
-                got.sort_by_key(|(ts, s, _, _)| key(dir, *ts, *s));
-                got.truncate(limit);
-                // The limit-th best so far bounds what later sources can contribute.
-                return got.last().map(|g| g.0);
+            if got.len() < threshold {
+                return None;
             }
-            None
+            got.sort_by_key(|(ts, s, _, _)| key(dir, *ts, *s));
+            let bound = if interval > 0 {
+                // Lines before the scan position are final: of them only the kept ones matter.
+                let settled = |ts: i64| match dir {
+                    Direction::Forward => ts < from,
+                    Direction::Backward => ts > from,
+                };
+                thin(&mut got, dir, interval, limit, settled)
+            } else {
+                got.truncate(limit);
+                got.last().map(|g| g.0)
+            };
+            // The limit-th kept line so far bounds what later sources can contribute.
+            threshold = limit.saturating_mul(2).max(got.len().saturating_mul(2));
+            bound
         })?;
         got.sort_by_key(|(ts, s, _, _)| key(dir, *ts, *s));
+        if interval > 0 {
+            thin(&mut got, dir, interval, limit, |_| true);
+        }
         got.truncate(limit);
         let mut streams: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
         for (ts, _, line, labels) in got {
@@ -463,11 +537,32 @@ impl LogStore {
         limit: usize,
         direction: Direction,
     ) -> Result<QueryResult> {
+        self.query_range_interval(query, start_ns, end_ns, step_ns, limit, direction, 0)
+    }
+
+    /// [`LogStore::query_range`] thinning a log query's lines by `interval_ns` as Loki's
+    /// `interval` does: in `direction` order over the whole result (all streams together), a
+    /// line is kept only if it is at least `interval_ns` after (forward) or before (backward)
+    /// the previously kept line; the first line is kept, and `limit` counts kept lines. 0 keeps
+    /// every line; metric queries ignore it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn query_range_interval(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+        limit: usize,
+        direction: Direction,
+        interval_ns: i64,
+    ) -> Result<QueryResult> {
         if end_ns < start_ns {
             return Err(Error::Query("end is before start: swap them".into()));
         }
         match parser::parse(query)? {
-            Expr::Log(l) => self.query_log(&l, start_ns, end_ns, limit, direction),
+            Expr::Log(l) => {
+                self.query_log(&l, start_ns, end_ns, limit, direction, interval_ns.max(0))
+            }
             Expr::Metric(m) => {
                 if step_ns <= 0 {
                     return Err(Error::Query(
@@ -662,7 +757,142 @@ fn aggregate(op: VecOp, param: Option<f64>, g: &Grouping, inner: Series) -> Seri
 
 #[cfg(test)]
 mod tests {
+    use bongsu_model::{LogEntry, LogStream};
+
     use super::*;
+    use crate::Config;
+
+    fn flat(r: QueryResult, dir: Direction) -> Vec<(i64, String)> {
+        let ResultData::Streams(s) = r.data else {
+            panic!("not streams")
+        };
+        let mut out: Vec<(i64, String)> = s.into_iter().flat_map(|s| s.entries).collect();
+        out.sort();
+        if dir == Direction::Backward {
+            out.reverse();
+        }
+        out
+    }
+
+    fn store_with(dir: &std::path::Path, cfg: Config, streams: &[(&str, Vec<i64>)]) -> LogStore {
+        let mut s = LogStore::open(dir, cfg).unwrap();
+        let rec: Vec<LogStream> = streams
+            .iter()
+            .map(|(app, ts)| LogStream {
+                labels: Labels::from_pairs([("app", *app)]).unwrap(),
+                entries: ts
+                    .iter()
+                    .map(|&t| LogEntry::new(t, format!("{app}{t}")))
+                    .collect(),
+            })
+            .collect();
+        assert!(s.append_record(0, 0, &rec).unwrap().is_empty());
+        s
+    }
+
+    #[test]
+    fn interval_thins_the_whole_result_in_direction_order_before_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with(
+            dir.path(),
+            Config::default(),
+            &[
+                ("a", (0..10).map(|i| i * 10).collect()),
+                ("b", (0..10).map(|i| i * 10 + 5).collect()),
+            ],
+        );
+        let q = r#"{app=~"a|b"}"#;
+        let run = |interval, limit, d| {
+            let r = s
+                .query_range_interval(q, 0, 1000, 0, limit, d, interval)
+                .unwrap();
+            flat(r, d).into_iter().map(|(_, l)| l).collect::<Vec<_>>()
+        };
+        // One rule over both streams: after a0 the next line at or past 12 is b15, then 30...
+        assert_eq!(
+            run(12, 100, Direction::Forward),
+            ["a0", "b15", "a30", "b45", "a60", "b75", "a90"]
+        );
+        assert_eq!(
+            run(12, 100, Direction::Backward),
+            ["b95", "a80", "b65", "a50", "b35", "a20", "b5"]
+        );
+        // An interval equal to a stream's spacing keeps that stream only.
+        assert_eq!(
+            run(10, 3, Direction::Forward),
+            ["a0", "a10", "a20"],
+            "limit counts kept lines"
+        );
+        assert_eq!(run(0, 3, Direction::Forward), ["a0", "b5", "a10"]);
+        // Metric queries ignore it.
+        let m = s
+            .query_range_interval(
+                r#"count_over_time({app="a"}[1s])"#,
+                0,
+                100,
+                100,
+                10,
+                Direction::Forward,
+                50,
+            )
+            .unwrap();
+        assert!(matches!(m.data, ResultData::Matrix(_)));
+    }
+
+    /// Greedy thinning of a full result, as the model.
+    fn model(
+        all: Vec<(i64, String)>,
+        d: Direction,
+        interval: i64,
+        limit: usize,
+    ) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = Vec::new();
+        for (t, l) in all {
+            if out.len() == limit {
+                break;
+            }
+            let ok = out.last().is_none_or(|(last, _)| match d {
+                Direction::Forward => t >= last + interval,
+                Direction::Backward => t <= last - interval,
+            });
+            if ok {
+                out.push((t, l));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Thinning during the scan (with its early cut-offs over many small chunks, sealed
+        /// and on disk) equals thinning the full result.
+        #[test]
+        fn interval_scan_matches_thinning_the_full_result(
+            ts in proptest::collection::btree_set(0i64..3000, 1..300),
+            owner in proptest::collection::vec(0usize..3, 300),
+            interval in 0i64..120,
+            limit in 1usize..12,
+            backward: bool,
+            flush: bool,
+        ) {
+            let mut per: Vec<(&str, Vec<i64>)> = vec![("a", vec![]), ("b", vec![]), ("c", vec![])];
+            for (i, t) in ts.iter().enumerate() {
+                per[owner[i]].1.push(*t);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = Config { chunk_target_bytes: 40, ..Config::default() };
+            let mut s = store_with(dir.path(), cfg, &per);
+            if flush {
+                s.flush().unwrap();
+            }
+            let d = if backward { Direction::Backward } else { Direction::Forward };
+            let q = r#"{app=~"a|b|c"}"#;
+            let got = flat(s.query_range_interval(q, 0, 3000, 0, limit, d, interval).unwrap(), d);
+            let all = flat(s.query_range(q, 0, 3000, 0, 10_000, d).unwrap(), d);
+            proptest::prop_assert_eq!(got, model(all, d, interval, limit));
+        }
+    }
 
     #[test]
     fn quantiles() {

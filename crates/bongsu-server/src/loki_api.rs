@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Form, Json, Router};
 use bongsu_logstore::{
     series_to_loki_json, strings_to_loki_json, to_loki_json, Direction, LogStore, QueryResult,
-    ResultData, StreamEntries,
+    ResultData, StreamEntries, VolumeAggregation, VolumeQuery, VolumeSeries, DEFAULT_VOLUME_LIMIT,
 };
 use serde_json::{json, Map, Value};
 
@@ -213,6 +213,69 @@ impl Params {
         }
     }
 
+    /// `step`: a positive duration or number of seconds; default [`default_step`].
+    fn step(&self, start: i64, end: i64) -> Result<i64, LokiError> {
+        match self.get("step") {
+            None => Ok(default_step(start, end)),
+            Some(v) => match parse_duration(v) {
+                Some(s) if s > 0 => Ok(s),
+                _ => Err(LokiError::bad(format!(
+                    "invalid step {v:?}: give a positive duration such as 15s or a number of seconds"
+                ))),
+            },
+        }
+    }
+
+    /// `interval` of a log query: a duration or number of seconds, 0 (keep every entry) when
+    /// absent.
+    fn interval(&self) -> Result<i64, LokiError> {
+        match self.get("interval") {
+            None => Ok(0),
+            Some(v) => parse_duration(v).ok_or_else(|| {
+                LokiError::bad(format!(
+                    "invalid interval {v:?}: give a duration such as 30s or a number of seconds"
+                ))
+            }),
+        }
+    }
+
+    /// `limit` (series, default 100), `targetLabels` (comma-separated) and `aggregateBy`
+    /// (`series` or `labels`) of the volume endpoints.
+    fn volume_query(&self) -> Result<VolumeQuery, LokiError> {
+        let limit = match self.get("limit") {
+            None => DEFAULT_VOLUME_LIMIT,
+            Some(v) => v.parse::<usize>().ok().filter(|&l| l > 0).ok_or_else(|| {
+                LokiError::bad(format!(
+                    "invalid limit {v:?}: give a positive whole number of series"
+                ))
+            })?,
+        };
+        let target_labels = self
+            .get("targetLabels")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let aggregate_by = match self.get("aggregateBy") {
+            None | Some("series") => VolumeAggregation::Series,
+            Some("labels") => VolumeAggregation::Labels,
+            Some(other) => {
+                return Err(LokiError::bad(format!(
+                    "invalid aggregateBy {other:?}: use series or labels"
+                )))
+            }
+        };
+        Ok(VolumeQuery {
+            target_labels,
+            aggregate_by,
+            limit,
+        })
+    }
+
     /// `start`/`since` and `end`: end defaults to now, start to end minus `since` (or
     /// `default_range`).
     fn range(&self, now: i64, default_range: i64) -> Result<(i64, i64), LokiError> {
@@ -399,7 +462,7 @@ fn default_step(start: i64, end: i64) -> i64 {
 }
 
 /// `GET|POST /loki/api/v1/query_range`: `query`, `start`/`since`, `end`, `limit`, `step`,
-/// `direction`.
+/// `interval` (log queries: entries at least this far apart), `direction`.
 async fn query_range(State(state): State<AppState>, req: Request) -> ApiResult {
     let logs = logs_of(&state)?;
     let p = Params::from_request(req).await?;
@@ -407,24 +470,10 @@ async fn query_range(State(state): State<AppState>, req: Request) -> ApiResult {
     let (start, end) = p.range(now_ns(&state), DEFAULT_QUERY_RANGE_NS)?;
     let limit = p.limit(&logs)?;
     let direction = p.direction()?;
-    let step = match p.get("step") {
-        None => default_step(start, end),
-        Some(v) => match parse_duration(v) {
-            Some(s) if s > 0 => s,
-            _ => {
-                return Err(LokiError::bad(format!(
-                "invalid step {v:?}: give a positive duration such as 15s or a number of seconds"
-            )))
-            }
-        },
-    };
-    if p.get("interval").is_some() {
-        return Err(LokiError::bad(
-            "interval is not supported: leave it out (log queries return every entry up to the limit)",
-        ));
-    }
+    let step = p.step(start, end)?;
+    let interval = p.interval()?;
     let r = logs
-        .read(move |s| s.query_range(&q, start, end, step, limit, direction))
+        .read(move |s| s.query_range_interval(&q, start, end, step, limit, direction, interval))
         .await?;
     Ok(json_response(to_loki_json(&r)))
 }
@@ -507,19 +556,67 @@ async fn index_stats(State(state): State<AppState>, req: Request) -> ApiResult {
     })))
 }
 
-/// `GET|POST /loki/api/v1/index/volume`: an empty success (volumes are not indexed).
-async fn volume(State(state): State<AppState>) -> ApiResult {
-    logs_of(&state)?;
+/// Unix seconds with millisecond precision, as a JSON number (Loki's sample timestamps).
+fn unix_seconds(ns: i64) -> Value {
+    let ms = ns.div_euclid(1_000_000);
+    serde_json::Number::from_f64(ms as f64 / 1000.0).map_or(Value::Null, Value::Number)
+}
+
+fn volume_metric(s: &VolumeSeries) -> Value {
+    let mut m = Map::new();
+    for l in &s.labels {
+        m.insert(l.name.clone(), Value::String(l.value.clone()));
+    }
+    Value::Object(m)
+}
+
+/// `GET|POST /loki/api/v1/index/volume`: `query` (label matchers, or `{}`), `start`/`since`,
+/// `end` (default the last hour), `limit`, `targetLabels`, `aggregateBy`. Bytes of line text
+/// per series, a vector stamped `end`.
+async fn volume(State(state): State<AppState>, req: Request) -> ApiResult {
+    let logs = logs_of(&state)?;
+    let p = Params::from_request(req).await?;
+    let q = p.query()?.to_owned();
+    let (start, end) = p.range(now_ns(&state), DEFAULT_QUERY_RANGE_NS)?;
+    let vq = p.volume_query()?;
+    let series = logs.read(move |s| s.volume(&q, start, end, &vq)).await?;
+    let result: Vec<Value> = series
+        .iter()
+        .filter_map(|s| {
+            let &(t, bytes) = s.values.first()?;
+            Some(json!({"metric": volume_metric(s), "value": [unix_seconds(t), bytes.to_string()]}))
+        })
+        .collect();
     Ok(json_response(
-        json!({"status": "success", "data": {"resultType": "vector", "result": []}}),
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}}),
     ))
 }
 
-/// `GET|POST /loki/api/v1/index/volume_range`: an empty success.
-async fn volume_range(State(state): State<AppState>) -> ApiResult {
-    logs_of(&state)?;
+/// `GET|POST /loki/api/v1/index/volume_range`: as `volume`, plus `step`: a matrix with one
+/// point per step bucket, stamped with the bucket's last instant.
+async fn volume_range(State(state): State<AppState>, req: Request) -> ApiResult {
+    let logs = logs_of(&state)?;
+    let p = Params::from_request(req).await?;
+    let q = p.query()?.to_owned();
+    let (start, end) = p.range(now_ns(&state), DEFAULT_QUERY_RANGE_NS)?;
+    let step = p.step(start, end)?;
+    let vq = p.volume_query()?;
+    let series = logs
+        .read(move |s| s.volume_range(&q, start, end, step, &vq))
+        .await?;
+    let result: Vec<Value> = series
+        .iter()
+        .map(|s| {
+            let values: Vec<Value> = s
+                .values
+                .iter()
+                .map(|&(t, bytes)| json!([unix_seconds(t), bytes.to_string()]))
+                .collect();
+            json!({"metric": volume_metric(s), "values": values})
+        })
+        .collect();
     Ok(json_response(
-        json!({"status": "success", "data": {"resultType": "matrix", "result": []}}),
+        json!({"status": "success", "data": {"resultType": "matrix", "result": result}}),
     ))
 }
 
@@ -758,6 +855,56 @@ mod tests {
         assert_eq!(parse_duration(""), None);
         assert_eq!(default_step(0, 3600 * NS_PER_SEC), 14 * NS_PER_SEC);
         assert_eq!(default_step(0, 10 * NS_PER_SEC), NS_PER_SEC);
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn volume_and_interval_parameters() {
+        let q = params(&[]).volume_query().unwrap();
+        assert_eq!(q, VolumeQuery::default());
+        assert_eq!(q.limit, 100);
+        let q = params(&[
+            ("targetLabels", " app, env ,,"),
+            ("aggregateBy", "labels"),
+            ("limit", "7"),
+        ])
+        .volume_query()
+        .unwrap();
+        assert_eq!(q.target_labels, ["app", "env"]);
+        assert_eq!(q.aggregate_by, VolumeAggregation::Labels);
+        assert_eq!(q.limit, 7);
+        for bad in [
+            &[("aggregateBy", "streams")][..],
+            &[("limit", "0")],
+            &[("limit", "-3")],
+            &[("limit", "x")],
+        ] {
+            let e = params(bad).volume_query().unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        assert_eq!(params(&[]).interval().unwrap(), 0);
+        assert_eq!(
+            params(&[("interval", "1m")]).interval().unwrap(),
+            60 * NS_PER_SEC
+        );
+        assert_eq!(
+            params(&[("interval", "0.5")]).interval().unwrap(),
+            NS_PER_SEC / 2
+        );
+        assert!(params(&[("interval", "-1s")]).interval().is_err());
+        assert_eq!(
+            params(&[]).step(0, 3600 * NS_PER_SEC).unwrap(),
+            14 * NS_PER_SEC
+        );
+        assert!(params(&[("step", "0")]).step(0, 10).is_err());
     }
 
     #[test]

@@ -385,8 +385,26 @@ fn pushed_lines_come_back_through_every_loki_endpoint_and_the_cli() {
         (Some(2), Some(3)),
         "{v}"
     );
+    // Volume over the last hour: the bytes of the shop lines, grouped by app.
     let v = api.ok("/loki/api/v1/index/volume", &[("query", r#"{app="shop"}"#)]);
-    assert_eq!(v["data"]["result"], serde_json::json!([]));
+    let shop_bytes = [
+        r#"level=info msg="order placed" duration=12ms"#,
+        r#"level=error msg="payment failed" duration=250ms"#,
+        r#"level=info msg="order placed" duration=3ms"#,
+    ]
+    .iter()
+    .map(|l| l.len())
+    .sum::<usize>();
+    assert_eq!(v["data"]["resultType"], "vector", "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["metric"],
+        serde_json::json!({"app": "shop"})
+    );
+    assert_eq!(
+        v["data"]["result"][0]["value"][1],
+        shop_bytes.to_string(),
+        "{v}"
+    );
 
     // Loki's errors: 400 with a plain-text reason; a missing token is 401.
     let (status, body) = api.get("/loki/api/v1/query_range", &[("query", r#"{app="#)]);
@@ -470,6 +488,191 @@ fn pushed_lines_come_back_through_every_loki_endpoint_and_the_cli() {
 
     let (status, _, stderr) = server.terminate();
     assert!(status.success(), "{stderr}");
+}
+
+/// Log volumes (`index/volume`, `index/volume_range`) and `interval` on log queries, with
+/// exact bodies: lines pushed at known offsets from a 10 s boundary.
+#[test]
+fn volumes_and_interval_answer_with_loki_bodies() {
+    use serde_json::json;
+    let (_dir, server, token) = start();
+    let api = Api {
+        addr: server.addr,
+        token: &token,
+    };
+    const S: i64 = 1_000_000_000;
+    let base = now_ns().div_euclid(10 * S) * (10 * S) - 120 * S;
+    let pb = push_request(&[
+        (
+            r#"{app="api", env="prod"}"#,
+            &[
+                (base + S, "aaaa"),
+                (base + 2 * S, "bb"),
+                (base + 15 * S, "cccccc"),
+            ],
+        ),
+        (r#"{app="api", env="dev"}"#, &[(base + 3 * S, "ddd")]),
+        (
+            r#"{app="web", env="prod"}"#,
+            &[(base + 12 * S, "eeeeeeeeee")],
+        ),
+    ]);
+    let status = api.push(
+        &[("Content-Type", "application/x-protobuf")],
+        &snappy_literal(&pb),
+    );
+    assert_eq!(status, 204);
+    wait_for("pushed lines searchable", || {
+        api.lines(r#"{app=~"api|web"}"#).len() == 5
+    });
+    let (start, end) = (base.to_string(), (base + 30 * S).to_string());
+    let secs = |ns: i64| json!(ns.div_euclid(1_000_000) as f64 / 1000.0);
+    let range = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
+        let mut p = vec![("start", start.clone()), ("end", end.clone())];
+        p.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+        p
+    };
+    let vol = |path: &str, query: &str, extra: &[(&'static str, &'static str)]| -> Value {
+        let mut p = range(extra);
+        p.push(("query", query.to_owned()));
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        api.ok(path, &p)["data"].clone()
+    };
+    let vector = |result: Value| json!({"resultType": "vector", "result": result});
+    let t_end = secs(base + 30 * S);
+
+    // Grouped by the selector's labels (app), biggest first.
+    assert_eq!(
+        vol("/loki/api/v1/index/volume", r#"{app=~".+"}"#, &[]),
+        vector(json!([
+            {"metric": {"app": "api"}, "value": [t_end, "15"]},
+            {"metric": {"app": "web"}, "value": [t_end, "10"]},
+        ]))
+    );
+    // By target labels instead, POSTed as a form like Grafana does; limit cuts the smaller.
+    let (status, _, body) = request(
+        server.addr,
+        "POST",
+        "/loki/api/v1/index/volume",
+        Some(&token),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!(
+            "query={}&start={start}&end={end}&targetLabels=env",
+            enc(r#"{app=~".+"}"#)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": vector(json!([
+            {"metric": {"env": "prod"}, "value": [t_end, "22"]},
+            {"metric": {"env": "dev"}, "value": [t_end, "3"]},
+        ]))})
+    );
+    assert_eq!(
+        vol(
+            "/loki/api/v1/index/volume",
+            r#"{app=~".+"}"#,
+            &[("targetLabels", "env"), ("limit", "1")]
+        ),
+        vector(json!([{"metric": {"env": "prod"}, "value": [t_end, "22"]}]))
+    );
+    // By label name: each label's streams' bytes, the value empty.
+    assert_eq!(
+        vol(
+            "/loki/api/v1/index/volume",
+            r#"{env="prod"}"#,
+            &[("aggregateBy", "labels"), ("targetLabels", "app,env")]
+        ),
+        vector(json!([
+            {"metric": {"app": ""}, "value": [t_end, "22"]},
+            {"metric": {"env": ""}, "value": [t_end, "22"]},
+        ]))
+    );
+    // Ranges: buckets of 10 s stamped with their last millisecond; the empty third is left out.
+    let matrix = |result: Value| json!({"resultType": "matrix", "result": result});
+    let (b0, b1) = (secs(base + 10 * S - 1), secs(base + 20 * S - 1));
+    assert_eq!(
+        vol(
+            "/loki/api/v1/index/volume_range",
+            r#"{app=~".+"}"#,
+            &[("targetLabels", "env"), ("step", "10s")]
+        ),
+        matrix(json!([
+            {"metric": {"env": "prod"}, "values": [[b0, "6"], [b1, "16"]]},
+            {"metric": {"env": "dev"}, "values": [[b0, "3"]]},
+        ]))
+    );
+    assert_eq!(
+        vol(
+            "/loki/api/v1/index/volume_range",
+            r#"{app="api"}"#,
+            &[("step", "10"), ("limit", "1")]
+        ),
+        matrix(json!([{"metric": {"app": "api"}, "values": [[b0, "9"], [b1, "6"]]}]))
+    );
+    for (params, why) in [
+        (
+            vec![("query", r#"{app="api"}"#), ("aggregateBy", "streams")],
+            "aggregateBy",
+        ),
+        (vec![("query", r#"{app="api"} |= "a""#)], "parse error"),
+        (vec![("query", r#"{app="api"}"#), ("limit", "0")], "limit"),
+    ] {
+        let (status, body) = api.get("/loki/api/v1/index/volume", &params);
+        assert_eq!(status, 400, "{params:?}: {body}");
+        assert!(body.contains(why), "{body}");
+    }
+
+    // interval: over both streams in direction order, entries at least 5 s apart.
+    let thinned = |extra: &[(&'static str, &'static str)]| -> Vec<(String, String)> {
+        let mut p = range(extra);
+        p.push(("query", r#"{app=~".+"}"#.to_owned()));
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let v = api.ok("/loki/api/v1/query_range", &p);
+        let mut out = Vec::new();
+        for s in v["data"]["result"].as_array().unwrap() {
+            for e in s["values"].as_array().unwrap() {
+                out.push((
+                    e[0].as_str().unwrap().to_owned(),
+                    e[1].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        out.sort();
+        out
+    };
+    let at = |s: i64, line: &str| ((base + s * S).to_string(), line.to_owned());
+    assert_eq!(
+        thinned(&[("direction", "forward"), ("interval", "5s")]),
+        [at(1, "aaaa"), at(12, "eeeeeeeeee")]
+    );
+    assert_eq!(
+        thinned(&[("direction", "backward"), ("interval", "5")]),
+        [at(3, "ddd"), at(15, "cccccc")]
+    );
+    assert_eq!(
+        thinned(&[("direction", "forward"), ("interval", "5s"), ("limit", "1")]),
+        [at(1, "aaaa")]
+    );
+    assert_eq!(thinned(&[("direction", "forward")]).len(), 5);
+    // Metric queries ignore it; a bad one is refused.
+    let p = range(&[("interval", "5s"), ("step", "10s")]);
+    let mut p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    p.push(("query", r#"sum(count_over_time({app="api"}[10s]))"#));
+    assert_eq!(
+        api.ok("/loki/api/v1/query_range", &p)["data"]["resultType"],
+        "matrix"
+    );
+    let (status, body) = api.get(
+        "/loki/api/v1/query_range",
+        &[("query", r#"{app="api"}"#), ("interval", "soon")],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid interval"), "{body}");
 }
 
 #[test]
