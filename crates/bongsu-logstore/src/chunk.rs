@@ -97,7 +97,15 @@ pub(crate) fn encode_with_level<E: Entries + ?Sized>(
     debug_assert!((1..n).all(|i| entries.timestamp_ns(i - 1) <= entries.timestamp_ns(i)));
     let has_meta = entries.has_metadata();
     let line_bytes: usize = (0..n).map(|i| entries.line(i).len()).sum();
-    let mut raw = Vec::with_capacity(line_bytes + n * 5 + 16);
+    let mut meta_bytes = 0;
+    if has_meta {
+        for i in 0..n {
+            meta_bytes += 2;
+            entries.for_each_metadata(i, |name, value| meta_bytes += name.len() + value.len() + 4);
+        }
+    }
+    // Sized once: growing it would copy everything written so far.
+    let mut raw = Vec::with_capacity(line_bytes + meta_bytes + n * 14 + 16);
     raw.extend_from_slice(&(n as u32).to_le_bytes());
     raw.push(if has_meta { FLAG_METADATA } else { 0 });
     let mut prev = 0i64;

@@ -66,11 +66,17 @@ impl Entries for ViewEntries<'_, '_> {
     }
 }
 
-/// Where a string is in a head's buffer.
+/// Bytes of one page of a head's text: pages are filled and never grown, so no line is
+/// copied again when the head grows (a growing buffer would copy everything on each
+/// doubling).
+const PAGE_BYTES: usize = 64 << 10;
+
+/// Where a string is in a head's text: its page and its bytes there.
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    start: usize,
-    end: usize,
+    page: u32,
+    start: u32,
+    end: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +99,9 @@ pub(crate) struct HeadEntryRef<'h> {
 #[derive(Debug, Default)]
 pub(crate) struct Head {
     entries: Vec<HeadEntry>,
-    text: String,
+    /// Text pages of [`PAGE_BYTES`] (or one string's length, if longer); only the last one has
+    /// room left.
+    pages: Vec<String>,
     metadata: Vec<(Span, Span)>,
     line_bytes: usize,
 }
@@ -129,23 +137,42 @@ impl Head {
         *self = Head::default();
     }
 
-    /// Reserves room for `entries` more entries of `bytes` of text in all.
-    pub(crate) fn reserve(&mut self, entries: usize, bytes: usize) {
+    /// Reserves room for `entries` more entries.
+    pub(crate) fn reserve(&mut self, entries: usize) {
         self.entries.reserve(entries);
-        self.text.reserve(bytes);
     }
 
-    fn put(&mut self, s: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(s);
-        Span {
-            start,
-            end: self.text.len(),
+    /// The page with room for `len` more bytes (a new one if the last is full).
+    fn page_for(&mut self, len: usize) -> (u32, &mut String) {
+        let full = self
+            .pages
+            .last()
+            .is_none_or(|p| p.capacity() - p.len() < len);
+        if full {
+            self.pages.push(String::with_capacity(PAGE_BYTES.max(len)));
         }
+        let i = self.pages.len() - 1;
+        // A head holds at most a few chunks' worth of text: far fewer than 2^32 pages.
+        (i as u32, &mut self.pages[i])
+    }
+
+    /// Copies `parts` (one after another) into one page; returns where each is.
+    fn put<const N: usize>(&mut self, parts: [&str; N]) -> [Span; N] {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let (page, text) = self.page_for(len);
+        parts.map(|p| {
+            let start = text.len() as u32;
+            text.push_str(p);
+            Span {
+                page,
+                start,
+                end: text.len() as u32,
+            }
+        })
     }
 
     fn str(&self, s: Span) -> &str {
-        &self.text[s.start..s.end]
+        &self.pages[s.page as usize][s.start as usize..s.end as usize]
     }
 
     /// Adds entry `i` of `from` after every entry of the same or an earlier time (an
@@ -153,20 +180,10 @@ impl Head {
     pub(crate) fn insert<E: Entries + ?Sized>(&mut self, from: &E, i: usize) {
         let line = from.line(i);
         self.line_bytes += line.len();
-        let line = self.put(line);
+        let [line] = self.put([line]);
         let first = self.metadata.len();
         from.for_each_metadata(i, |n, v| {
-            let start = self.text.len();
-            self.text.push_str(n);
-            let name = Span {
-                start,
-                end: self.text.len(),
-            };
-            self.text.push_str(v);
-            let value = Span {
-                start: name.end,
-                end: self.text.len(),
-            };
+            let [name, value] = self.put([n, v]);
             self.metadata.push((name, value));
         });
         let e = HeadEntry {
@@ -246,6 +263,31 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn text_spans_pages_and_lines_longer_than_a_page() {
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                let len = if i == 7 { PAGE_BYTES * 2 + 3 } else { 5_000 + i };
+                char::from(b'a' + (i % 26) as u8).to_string().repeat(len)
+            })
+            .collect();
+        let entries: Vec<LogEntry> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut e = LogEntry::new(i as i64, l.clone());
+                e.structured_metadata = vec![Label::new("k", format!("v{i}"))];
+                e
+            })
+            .collect();
+        let mut head = Head::default();
+        for i in 0..entries.len() {
+            head.insert(&entries[..], i);
+        }
+        assert!(head.pages.len() > 3, "{} pages", head.pages.len());
+        assert_eq!(owned(&head), entries);
     }
 
     proptest! {

@@ -430,7 +430,7 @@ impl LogStore {
         if s.head.is_empty() {
             s.head_started_ns = now;
         }
-        s.head.reserve(n, added);
+        s.head.reserve(n);
         for i in 0..n {
             s.head.insert(entries, i);
         }

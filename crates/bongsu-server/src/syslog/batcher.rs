@@ -362,16 +362,21 @@ impl Batch {
             if streams.is_empty() {
                 continue;
             }
+            // Sized once (growing the record would copy it): each entry's line, metadata
+            // and framing (timestamp, lengths, counts).
             let (mut tcp, mut udp, mut bytes) = (0, 0, 0);
             for &i in streams {
                 let s = &self.streams[i];
                 tcp += s.tcp;
                 udp += s.udp;
-                bytes += s.entries.len() * 12;
+                bytes += s.entries.len() * 16;
                 for &(pc, it) in &s.entries {
                     let piece = &self.pieces[pc as usize];
                     let item = &piece.items[it as usize];
                     bytes += item.line.end - item.line.start;
+                    for (_, v) in &piece.metadata[item.metadata.0..item.metadata.1] {
+                        bytes += v.end - v.start + 8;
+                    }
                 }
             }
             let mut w = LogsRecordWriter::with_capacity(bytes);

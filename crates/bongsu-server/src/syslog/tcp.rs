@@ -157,8 +157,12 @@ async fn deliver(intake: &Intake, frames: &mut Frames) {
     let mut tally = Tally::default();
     let mut scratch = Vec::new();
     let mut full = Vec::new();
-    let mut piece =
-        PieceBuilder::with_capacity(Transport::Tcp, frames.bytes().min(intake.batch_bytes));
+    // Room for the lines and their metadata (procid, msgid: a few bytes each), so the piece's
+    // text is not copied while it grows.
+    let mut piece = PieceBuilder::with_capacity(
+        Transport::Tcp,
+        (frames.bytes() + frames.len() * 32).min(intake.batch_bytes),
+    );
     for f in frames.iter() {
         intake.parse_into(
             now_ns,
