@@ -5,8 +5,9 @@
 //! batches, records) that memory stays resident: measured with 103 200 active series, the
 //! server held 2 851 bytes per series with glibc's defaults and 1 760 with two arenas. So the
 //! server (1) limits the arenas to one per core before its threads start ([`limit_arenas`]),
-//! and (2) hands freed pages back to the kernel when a consumer has caught up after a burst
-//! ([`request_trim`]) and at least every [`TRIM_INTERVAL`] ([`spawn_trim`]).
+//! and (2) hands freed pages back to the kernel as soon as a consumer has caught up after a
+//! burst ([`request_trim`]; at most once per [`TRIM_GAP`]) and at least every
+//! [`TRIM_INTERVAL`] ([`spawn_trim`]).
 //! Another global allocator would do both by itself, but the binary is shared with the agent,
 //! whose footprint goal (15 MiB) the system allocator meets and the others tried do not.
 //!
@@ -15,21 +16,23 @@
 //! caller-side safety condition; off glibc this module does nothing.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 /// How often freed pages are handed back at the latest.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How often the trim task looks for a request.
-const TRIM_CHECK: Duration = Duration::from_secs(1);
+/// Least time between two trims: a consumer that keeps catching up (a steady trickle of
+/// records) does not trim after every record.
+pub const TRIM_GAP: Duration = Duration::from_secs(1);
 
-static TRIM_REQUESTED: AtomicBool = AtomicBool::new(false);
+static TRIM_REQUESTED: Notify = Notify::const_new();
 
-/// Asks for a trim within a second: a burst just ended (a consumer caught up), so what it
-/// freed can go back now.
+/// Asks for a trim now (or [`TRIM_GAP`] after the previous one): a burst just ended (a
+/// consumer caught up), so what it freed can go back.
 pub(crate) fn request_trim() {
-    TRIM_REQUESTED.store(true, Ordering::Relaxed);
+    TRIM_REQUESTED.notify_one();
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -83,23 +86,24 @@ pub fn trim() -> bool {
     }
 }
 
-/// Trims on the blocking pool (a trim walks every arena, a few ms on a large heap) within a
-/// second of a [`request_trim`] and at least every [`TRIM_INTERVAL`], until the runtime stops.
+/// Trims on the blocking pool (a trim walks every arena, a few ms on a large heap) at once
+/// on a [`request_trim`] (but not within [`TRIM_GAP`] of the previous trim) and at least
+/// every [`TRIM_INTERVAL`], until the runtime stops.
 pub(crate) fn spawn_trim() {
     tokio::spawn(async {
-        let mut tick = tokio::time::interval(TRIM_CHECK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
-            let requested = TRIM_REQUESTED.swap(false, Ordering::Relaxed);
-            if !requested && last.elapsed() < TRIM_INTERVAL {
-                continue;
+            let requested =
+                tokio::time::timeout_at(last + TRIM_INTERVAL, TRIM_REQUESTED.notified())
+                    .await
+                    .is_ok();
+            if requested {
+                tokio::time::sleep_until(last + TRIM_GAP).await;
             }
-            last = tokio::time::Instant::now();
             if tokio::task::spawn_blocking(trim).await.is_err() {
                 return;
             }
+            last = tokio::time::Instant::now();
         }
     });
 }

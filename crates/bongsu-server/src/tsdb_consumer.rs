@@ -493,6 +493,7 @@ async fn consume(
             }
             Ok(r) => {
                 busy = true;
+                let end = r.high_watermark;
                 let s = store.clone();
                 let mut c = cache.take().unwrap_or_default();
                 let applied = tokio::task::spawn_blocking(move || {
@@ -509,6 +510,12 @@ async fn consume(
                         offset = next;
                         if committed.is_none_or(|(_, at)| at.elapsed() >= COMMIT_INTERVAL) {
                             commit(stream.as_ref(), partition, offset, &mut committed).await;
+                        }
+                        if offset >= end {
+                            // Caught up with the log as the fetch saw it: what the burst
+                            // freed can go back now, not after the next fetch's wait.
+                            busy = false;
+                            crate::allocator::request_trim();
                         }
                     }
                     Ok(None) => {}

@@ -11,6 +11,7 @@
 //!
 //! File formats are described byte by byte in docs/formats/tsdb.md.
 
+mod arena;
 mod block;
 mod chunk;
 mod codec;
