@@ -23,9 +23,10 @@ use tokio::sync::Notify;
 /// How often freed pages are handed back at the latest.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Least time between two trims: a consumer that keeps catching up (a steady trickle of
-/// records) does not trim after every record.
-pub const TRIM_GAP: Duration = Duration::from_secs(1);
+/// Least time between two trims: consumers that catch up one after the other (one per
+/// partition) are served by two trims at most this far apart, and one that keeps catching
+/// up does not trim after every record.
+pub const TRIM_GAP: Duration = Duration::from_millis(250);
 
 static TRIM_REQUESTED: Notify = Notify::const_new();
 

@@ -9,40 +9,14 @@ use crate::arena::{ChunkArena, ChunkPos, Closed};
 use crate::chunk::{XorChunk, XorIter, MAX_CHUNK_SAMPLES};
 use crate::index::{MemIndex, SymbolTable};
 use crate::matcher::Matcher;
+use crate::slab::Slab;
 use crate::{Error, Result};
 
 /// Out-of-order samples buffered per series before they are merged into the chunks.
 const OOO_MERGE_AT: usize = 32;
 
-/// Hashes a series id with one multiplication. The head assigns ids itself (a counter), so
-/// SipHash's defence against chosen keys buys nothing, and the series map is looked up for
-/// every series of every applied record.
-#[derive(Debug, Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        // Fibonacci hashing: an odd multiplier spreads consecutive ids over all bits.
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// The head's series by id.
-type SeriesMap = HashMap<u32, HeadSeries, std::hash::BuildHasherDefault<IdHasher>>;
+type SeriesMap = Slab<HeadSeries>;
 
 /// Encodes a full open chunk for the arena: the far smaller packed form when its values are
 /// short decimals (see `packed.rs`), else its XOR bytes. Returns the bytes and whether packed.
@@ -369,7 +343,6 @@ pub(crate) struct Head {
     by_hash: HashMap<u64, u32>,
     collided: HashMap<Box<[(u32, u32)]>, u32>,
     per_metric: HashMap<u32, usize>,
-    next_id: u32,
     limits: HeadLimits,
     /// Offsets as of the latest mark.
     offsets: BTreeMap<u32, u64>,
@@ -390,7 +363,6 @@ impl Head {
             by_hash: HashMap::new(),
             collided: HashMap::new(),
             per_metric: HashMap::new(),
-            next_id: 0,
             limits,
             offsets,
             marks: VecDeque::new(),
@@ -404,7 +376,7 @@ impl Head {
     /// The id of the series with these label pairs.
     fn find(&self, pairs: &[(u32, u32)]) -> Option<u32> {
         if let Some(&id) = self.by_hash.get(&pairs_hash(pairs)) {
-            if self.series.get(&id).is_some_and(|s| &*s.pairs == pairs) {
+            if self.series.get(id).is_some_and(|s| &*s.pairs == pairs) {
                 return Some(id);
             }
         }
@@ -466,11 +438,11 @@ impl Head {
         let pairs = self.syms.intern_labels(labels);
         let metric_sym = self.syms.intern(metric);
         *self.per_metric.entry(metric_sym).or_default() += 1;
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.series.vacant_id();
         self.index.add(id, &pairs);
         self.index_pairs(&pairs, id);
-        self.series.insert(id, HeadSeries::new(pairs));
+        let inserted = self.series.insert(HeadSeries::new(pairs));
+        debug_assert_eq!(inserted, id);
         Ok(id)
     }
 
@@ -549,7 +521,7 @@ impl Head {
         labels: &[(&str, &str)],
         samples: &[Sample],
     ) -> Option<AppendOutcome> {
-        let s = self.series.get_mut(&id)?;
+        let s = self.series.get_mut(id)?;
         let syms = &self.syms;
         let same = s.pairs.len() == labels.len()
             && s.pairs
@@ -565,7 +537,7 @@ impl Head {
 
     /// Appends samples to the existing series `id` (see [`Head::append`] for the rules).
     pub(crate) fn append_id(&mut self, id: u32, samples: &[Sample]) -> AppendOutcome {
-        let Some(s) = self.series.get_mut(&id) else {
+        let Some(s) = self.series.get_mut(id) else {
             return AppendOutcome::default();
         };
         let (out, max_t) = s.append(&mut self.arena, samples, self.limits.ooo_window_ms);
@@ -604,7 +576,7 @@ impl Head {
         }
         let mut out = Vec::new();
         let mut gone = Vec::new();
-        for (&id, s) in self.series.iter_mut() {
+        for (id, s) in self.series.iter_mut() {
             if s.min_t().is_none_or(|m| m >= boundary) {
                 if s.is_empty() {
                     gone.push(id);
@@ -628,7 +600,7 @@ impl Head {
     }
 
     fn remove_series(&mut self, id: u32) {
-        if let Some(s) = self.series.remove(&id) {
+        if let Some(s) = self.series.remove(id) {
             self.arena.release_list(s.last_closed);
             self.index.remove(id, &s.pairs);
             self.unindex_pairs(&s.pairs, id);
@@ -653,13 +625,13 @@ impl Head {
     }
 
     pub(crate) fn labels(&self, id: u32) -> Option<Labels> {
-        self.series.get(&id).map(|s| self.syms.labels(&s.pairs))
+        self.series.get(id).map(|s| self.syms.labels(&s.pairs))
     }
 
     /// Samples of series `id` within `[start, end]`. Only the chunks overlapping the
     /// range are decoded, and each only as far as the range's end.
     pub(crate) fn samples(&self, id: u32, start: i64, end: i64) -> Vec<(i64, f64)> {
-        let Some(s) = self.series.get(&id) else {
+        let Some(s) = self.series.get(id) else {
             return Vec::new();
         };
         let in_range = |x: &(i64, f64)| x.0 >= start && x.0 <= end;
@@ -703,7 +675,7 @@ impl Head {
     /// without decoding chunks (a series whose bounds straddle a gap may answer true).
     pub(crate) fn overlaps(&self, id: u32, start: i64, end: i64) -> bool {
         self.series
-            .get(&id)
+            .get(id)
             .and_then(|s| Some((s.min_t()?, s.max_t)))
             .is_some_and(|(lo, hi)| lo <= end && hi >= start)
     }
@@ -718,7 +690,7 @@ impl Head {
         let mut out: Vec<(Labels, u32)> = self
             .series
             .iter()
-            .map(|(&id, s)| (self.syms.labels(&s.pairs), id))
+            .map(|(id, s)| (self.syms.labels(&s.pairs), id))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -752,8 +724,8 @@ impl Head {
                         + s.ooo.as_ref().map_or(0, |v| 24 + v.capacity() * 16)
                 })
                 .sum::<usize>();
-        // Per series: the struct and its labels, plus its slot in the series map and entry in
-        // the by-hash map at their load factor (both grow by doubling).
+        // Per series: the struct and its labels, plus the series slab's slots and the by-hash
+        // map's entries at its load factor (it grows by doubling).
         let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
         let series_bytes = self
             .series
@@ -765,10 +737,7 @@ impl Head {
                     - std::mem::size_of::<HeadSeries>()
             })
             .sum::<usize>()
-            + map_bytes(
-                self.series.capacity(),
-                std::mem::size_of::<(u32, HeadSeries)>(),
-            )
+            + self.series.slots() * std::mem::size_of::<Option<HeadSeries>>()
             + map_bytes(self.by_hash.capacity(), 16);
         let index_bytes = self
             .index
@@ -845,7 +814,7 @@ mod tests {
         h.append(&l("f", "1"), &floats).unwrap();
         for (id, all) in [(0, &decimals), (1, &floats)] {
             assert!(
-                h.arena.list(h.series[&id].last_closed).len() >= 2,
+                h.arena.list(h.series.get(id).unwrap().last_closed).len() >= 2,
                 "series {id} closed no chunk"
             );
             for (start, end) in [
@@ -867,12 +836,12 @@ mod tests {
         }
         assert!(h
             .arena
-            .list(h.series[&0].last_closed)
+            .list(h.series.get(0).unwrap().last_closed)
             .iter()
             .all(|c| c.packed));
         assert!(h
             .arena
-            .list(h.series[&1].last_closed)
+            .list(h.series.get(1).unwrap().last_closed)
             .iter()
             .all(|c| !c.packed));
     }

@@ -22,6 +22,7 @@ mod index;
 mod matcher;
 mod packed;
 mod rollup;
+mod slab;
 mod snapshot;
 
 pub use chunk::{XorChunk, XorIter};
