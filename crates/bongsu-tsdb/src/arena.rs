@@ -10,15 +10,19 @@
 //! the last chunk in it is released: chunks close at about the same time for every series
 //! and a cut drops them all, so whole pages die together.
 //!
-//! Entry layout (memory only, never written to disk), little-endian: `u64` position of the
-//! series' previous closed chunk (`u64::MAX`: none), `i64` min_t, `i64` max_t, `u32` length
-//! of the chunk bytes, `u8` 1 when packed (see `packed.rs`) else 0 (XOR), then the bytes.
+//! Entry layout (memory only, never written to disk), little-endian, 18 bytes before the
+//! chunk's: the series' previous closed chunk as `u32` page (`u32::MAX`: none) and `u16`
+//! offset (pages are 64 KiB; an entry in a page of its own is at offset 0), `u32` length of
+//! the chunk bytes with the top bit set when they are packed (see `packed.rs`) rather than
+//! XOR, `i64` max_t, then the bytes. A chunk's min_t is its first timestamp, read from its
+//! bytes by the head.
 
-/// Bytes of a page; a larger entry gets a page of its own.
+/// Bytes of a page; a larger entry gets a page of its own. Offsets in a page fit a `u16`.
 pub(crate) const PAGE_BYTES: usize = 64 * 1024;
 /// Bytes of an entry's header.
-pub(crate) const HEADER_BYTES: usize = 8 + 8 + 8 + 4 + 1;
-const NONE: u64 = u64::MAX;
+pub(crate) const HEADER_BYTES: usize = 4 + 2 + 4 + 8;
+const NO_PAGE: u32 = u32::MAX;
+const PACKED_BIT: u32 = 1 << 31;
 
 /// Where a closed chunk's entry lives: page index plus one (high 32 bits, never 0, so an
 /// `Option<ChunkPos>` takes 8 bytes) and offset in the page.
@@ -39,23 +43,11 @@ impl ChunkPos {
     fn off(self) -> usize {
         (self.0.get() & 0xffff_ffff) as usize
     }
-
-    fn raw(self) -> u64 {
-        self.0.get()
-    }
-
-    fn from_raw(raw: u64) -> Option<Self> {
-        if raw == NONE {
-            return None;
-        }
-        std::num::NonZeroU64::new(raw).map(Self)
-    }
 }
 
 /// A closed chunk read from the arena.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closed<'a> {
-    pub(crate) min_t: i64,
     pub(crate) max_t: i64,
     pub(crate) packed: bool,
     pub(crate) bytes: &'a [u8],
@@ -94,11 +86,10 @@ impl std::fmt::Debug for ChunkArena {
 }
 
 impl ChunkArena {
-    /// Appends a closed chunk whose series' previous closed chunk is `prev`.
+    /// Appends a closed chunk (under 2 GiB) whose series' previous closed chunk is `prev`.
     pub(crate) fn push(
         &mut self,
         prev: Option<ChunkPos>,
-        min_t: i64,
         max_t: i64,
         packed: bool,
         bytes: &[u8],
@@ -118,14 +109,16 @@ impl ChunkArena {
         };
         let pg = &mut self.pages[page as usize];
         let off = pg.bytes.len();
-        debug_assert!(u32::try_from(off).is_ok() && u32::try_from(bytes.len()).is_ok());
-        pg.bytes
-            .extend_from_slice(&prev.map_or(NONE, ChunkPos::raw).to_le_bytes());
-        pg.bytes.extend_from_slice(&min_t.to_le_bytes());
+        // A page of PAGE_BYTES has offsets below 2^16; an oversized page holds one entry.
+        debug_assert!(off <= usize::from(u16::MAX));
+        debug_assert!(bytes.len() < PACKED_BIT as usize);
+        let (prev_page, prev_off) =
+            prev.map_or((NO_PAGE, 0), |p| (p.page() as u32, p.off() as u16));
+        pg.bytes.extend_from_slice(&prev_page.to_le_bytes());
+        pg.bytes.extend_from_slice(&prev_off.to_le_bytes());
+        let len = bytes.len() as u32 | if packed { PACKED_BIT } else { 0 };
+        pg.bytes.extend_from_slice(&len.to_le_bytes());
         pg.bytes.extend_from_slice(&max_t.to_le_bytes());
-        pg.bytes
-            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        pg.bytes.push(u8::from(packed));
         pg.bytes.extend_from_slice(bytes);
         pg.live += need;
         ChunkPos::new(page, off as u32)
@@ -154,22 +147,22 @@ impl ChunkArena {
     pub(crate) fn get(&self, pos: ChunkPos) -> Option<Closed<'_>> {
         let page = self.pages.get(pos.page())?;
         let h = page.bytes.get(pos.off()..pos.off() + HEADER_BYTES)?;
-        let u64_at = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&h[i..i + 8]);
-            u64::from_le_bytes(w)
-        };
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&h[24..28]);
+        let mut w4 = [0u8; 4];
+        let mut w8 = [0u8; 8];
+        w4.copy_from_slice(&h[0..4]);
+        let prev_page = u32::from_le_bytes(w4);
+        let prev_off = u16::from_le_bytes([h[4], h[5]]);
+        w4.copy_from_slice(&h[6..10]);
+        let len = u32::from_le_bytes(w4);
+        w8.copy_from_slice(&h[10..18]);
         let start = pos.off() + HEADER_BYTES;
         let bytes = page
             .bytes
-            .get(start..start + u32::from_le_bytes(len) as usize)?;
+            .get(start..start + (len & !PACKED_BIT) as usize)?;
         Some(Closed {
-            prev: ChunkPos::from_raw(u64_at(0)),
-            min_t: u64_at(8) as i64,
-            max_t: u64_at(16) as i64,
-            packed: h[28] == 1,
+            prev: (prev_page != NO_PAGE).then(|| ChunkPos::new(prev_page, u32::from(prev_off))),
+            max_t: i64::from_le_bytes(w8),
+            packed: len & PACKED_BIT != 0,
             bytes,
         })
     }
@@ -245,7 +238,7 @@ mod tests {
         let mut last = None;
         for i in 0..n {
             let t = i as i64 * 100;
-            last = Some(a.push(last, t, t + 99, i % 2 == 0, &vec![tag; len]));
+            last = Some(a.push(last, t + 99, i % 2 == 0, &vec![tag; len]));
         }
         last
     }
@@ -258,12 +251,12 @@ mod tests {
         let xs = a.list(x);
         assert_eq!(xs.len(), 5);
         for (i, c) in xs.iter().enumerate() {
-            assert_eq!((c.min_t, c.max_t), (i as i64 * 100, i as i64 * 100 + 99));
+            assert_eq!(c.max_t, i as i64 * 100 + 99);
             assert_eq!(c.packed, i % 2 == 0);
             assert_eq!(c.bytes, &[1u8; 70][..]);
         }
         assert!(a.list(y).iter().all(|c| c.bytes == &[2u8; 3000][..]));
-        assert_eq!(a.iter_back(y).next().map(|c| c.min_t), Some(200));
+        assert_eq!(a.iter_back(y).next().map(|c| c.max_t), Some(299));
         assert_eq!(
             a.live_bytes(),
             5 * (HEADER_BYTES + 70) + 3 * (HEADER_BYTES + 3000)
@@ -302,9 +295,11 @@ mod tests {
     #[test]
     fn an_entry_larger_than_a_page_gets_its_own() {
         let mut a = ChunkArena::default();
-        let small = a.push(None, 0, 1, false, &[7; 10]);
-        let big = a.push(None, 0, 1, false, &vec![9; PAGE_BYTES * 2]);
-        let after = a.push(Some(small), 2, 3, false, &[8; 10]);
+        let small = a.push(None, 1, false, &[7; 10]);
+        let big = a.push(None, 1, true, &vec![9; PAGE_BYTES * 2]);
+        let after = a.push(Some(small), 3, false, &[8; 10]);
+        assert!(a.get(big).is_some_and(|c| c.packed && c.prev.is_none()));
+        assert_eq!(a.get(after).and_then(|c| c.prev), Some(small));
         assert_eq!(small.page(), after.page());
         assert_ne!(big.page(), small.page());
         assert_eq!(a.get(big).map(|c| c.bytes.len()), Some(PAGE_BYTES * 2));

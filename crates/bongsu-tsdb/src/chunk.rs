@@ -172,12 +172,7 @@ impl XorChunk {
     /// The first sample's timestamp (0 when empty): the first 64 bits of the stream, not a
     /// field, to keep the head's per-series struct small.
     pub(crate) fn min_t(&self) -> i64 {
-        let mut w = [0u8; 8];
-        match self.bytes.get(2..10) {
-            Some(b) if self.count > 0 => w.copy_from_slice(b),
-            _ => return 0,
-        }
-        i64::from_be_bytes(w)
+        first_timestamp(&self.bytes).unwrap_or(0)
     }
 
     pub(crate) fn max_t(&self) -> i64 {
@@ -280,6 +275,19 @@ impl XorChunk {
 
     pub fn iter(&self) -> XorIter<'_> {
         XorIter::new(&self.bytes)
+    }
+}
+
+/// The first timestamp of a chunk's bytes (the first 64 bits after the count); `None` when
+/// the chunk is empty or too short.
+pub(crate) fn first_timestamp(bytes: &[u8]) -> Option<i64> {
+    match bytes {
+        [a, b, rest @ ..] if u16::from_le_bytes([*a, *b]) > 0 => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(rest.get(..8)?);
+            Some(i64::from_be_bytes(w))
+        }
+        _ => None,
     }
 }
 
@@ -458,6 +466,7 @@ mod tests {
             }
             prop_assert_eq!(reused.bytes(), c.bytes());
             prop_assert_eq!((reused.min_t(), reused.max_t()), (c.min_t(), c.max_t()));
+            prop_assert_eq!(first_timestamp(c.bytes()), samples.first().map(|x| x.0));
         }
 
         #[test]

@@ -30,6 +30,17 @@ fn close_bytes(o: &XorChunk) -> (std::borrow::Cow<'_, [u8]>, bool) {
 }
 
 impl Closed<'_> {
+    /// The chunk's first timestamp, read from its bytes.
+    fn min_t(&self) -> i64 {
+        let t = if self.packed {
+            crate::packed::first_timestamp(self.bytes)
+        } else {
+            crate::chunk::first_timestamp(self.bytes)
+        };
+        debug_assert!(t.is_some(), "a closed head chunk without samples");
+        t.unwrap_or(i64::MIN)
+    }
+
     fn extend_into(&self, out: &mut Vec<(i64, f64)>) {
         if self.packed {
             // packed by `close_bytes` from valid samples; unpacking cannot fail
@@ -58,7 +69,7 @@ impl Closed<'_> {
     }
 
     fn contains(&self, t: i64) -> bool {
-        if t < self.min_t || t > self.max_t {
+        if t > self.max_t || t < self.min_t() {
             return false;
         }
         let mut s = Vec::new();
@@ -149,7 +160,7 @@ impl HeadSeries {
         {
             let (min_t, max_t) = (o.min_t(), o.max_t());
             let (bytes, packed) = close_bytes(o);
-            self.last_closed = Some(arena.push(self.last_closed, min_t, max_t, packed, &bytes));
+            self.last_closed = Some(arena.push(self.last_closed, max_t, packed, &bytes));
             self.closed_min_t = self.closed_min_t.min(min_t);
             // The open chunk's buffer, grown to this series' chunk size, serves the next.
             o.reset();
@@ -642,7 +653,7 @@ impl Head {
             .arena
             .iter_back(s.last_closed)
             .take_while(|c| c.max_t >= start)
-            .filter(|c| c.min_t <= end)
+            .filter(|c| c.min_t() <= end)
             .collect();
         closed.reverse();
         for c in &closed {

@@ -127,6 +127,15 @@ fn get_column(c: &mut Cursor<'_>, n: usize) -> Option<Vec<i64>> {
     Some(out)
 }
 
+/// The first timestamp of bytes made by [`pack`] (the head keeps no other copy of it); `None`
+/// if they are malformed.
+pub(crate) fn first_timestamp(bytes: &[u8]) -> Option<i64> {
+    let mut c = Cursor::new(bytes);
+    c.u16()?;
+    c.u8()?;
+    c.varint()
+}
+
 /// Unpacks bytes made by [`pack`]; `None` if they are malformed. Never panics.
 pub(crate) fn unpack(bytes: &[u8]) -> Option<Vec<(i64, f64)>> {
     let mut c = Cursor::new(bytes);
@@ -207,6 +216,7 @@ mod tests {
             let s: Vec<(i64, f64)> = steps.iter().map(|&(d, v)| { let x = (t, v); t = t.wrapping_add(d); x }).collect();
             if let Some(p) = pack(&s) {
                 prop_assert_eq!(bits(&unpack(&p).unwrap()), bits(&s));
+                prop_assert_eq!(first_timestamp(&p), s.first().map(|x| x.0));
             }
         }
 
