@@ -18,15 +18,35 @@ const OOO_MERGE_AT: usize = 32;
 /// The head's series by id.
 type SeriesMap = Slab<HeadSeries>;
 
-/// Encodes a full open chunk for the arena: the far smaller packed form when its values are
-/// short decimals (see `packed.rs`), else its XOR bytes. Returns the bytes and whether packed.
-fn close_bytes(o: &XorChunk) -> (std::borrow::Cow<'_, [u8]>, bool) {
-    let mut samples = Vec::with_capacity(usize::from(o.count()));
-    samples.extend(o.iter());
-    match crate::packed::pack(&samples) {
-        Some(p) if p.len() < o.bytes().len() => (std::borrow::Cow::Owned(p.into_vec()), true),
-        _ => (std::borrow::Cow::Borrowed(o.bytes()), false),
-    }
+/// Buffers for closing chunks, one set per thread that appends.
+#[derive(Debug, Default)]
+struct CloseScratch {
+    samples: Vec<(i64, f64)>,
+    pack: crate::packed::PackScratch,
+    packed: Vec<u8>,
+}
+
+thread_local! {
+    static CLOSE_SCRATCH: std::cell::RefCell<CloseScratch> = std::cell::RefCell::default();
+}
+
+/// Puts a full open chunk into the arena after `prev`: the far smaller packed form when its
+/// values are short decimals (see `packed.rs`), else its XOR bytes.
+fn close_into(arena: &mut ChunkArena, prev: Option<ChunkPos>, o: &XorChunk) -> ChunkPos {
+    CLOSE_SCRATCH.with(|c| {
+        let mut c = c.borrow_mut();
+        let CloseScratch {
+            samples,
+            pack,
+            packed,
+        } = &mut *c;
+        samples.clear();
+        samples.extend(o.iter());
+        let is_packed =
+            crate::packed::pack_into(samples, pack, packed) && packed.len() < o.bytes().len();
+        let bytes: &[u8] = if is_packed { packed } else { o.bytes() };
+        arena.push(prev, o.max_t(), is_packed, bytes)
+    })
 }
 
 impl Closed<'_> {
@@ -43,7 +63,7 @@ impl Closed<'_> {
 
     fn extend_into(&self, out: &mut Vec<(i64, f64)>) {
         if self.packed {
-            // packed by `close_bytes` from valid samples; unpacking cannot fail
+            // packed by `close_into` from valid samples; unpacking cannot fail
             let s = crate::packed::unpack(self.bytes);
             debug_assert!(s.is_some(), "a packed head chunk does not unpack");
             out.extend(s.unwrap_or_default());
@@ -158,10 +178,8 @@ impl HeadSeries {
             .as_mut()
             .filter(|o| o.count() >= MAX_CHUNK_SAMPLES)
         {
-            let (min_t, max_t) = (o.min_t(), o.max_t());
-            let (bytes, packed) = close_bytes(o);
-            self.last_closed = Some(arena.push(self.last_closed, max_t, packed, &bytes));
-            self.closed_min_t = self.closed_min_t.min(min_t);
+            self.last_closed = Some(close_into(arena, self.last_closed, o));
+            self.closed_min_t = self.closed_min_t.min(o.min_t());
             // The open chunk's buffer, grown to this series' chunk size, serves the next.
             o.reset();
         }
