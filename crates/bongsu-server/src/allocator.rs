@@ -30,6 +30,30 @@ pub const TRIM_GAP: Duration = Duration::from_millis(250);
 
 static TRIM_REQUESTED: Notify = Notify::const_new();
 
+/// A hook run before each trim; it returns `false` when it is no longer needed.
+type BeforeTrim = Box<dyn Fn() -> bool + Send + Sync>;
+
+static BEFORE_TRIM: std::sync::Mutex<Vec<BeforeTrim>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `hook` before every trim of [`spawn_trim`]'s task (on the blocking pool), until it
+/// returns `false`: a cache of buffers kept for reuse (see `ingest.rs`'s `BufferPool`)
+/// empties itself there, so what it held goes back with the rest.
+pub(crate) fn before_trim(hook: BeforeTrim) {
+    BEFORE_TRIM
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(hook);
+}
+
+/// Runs the [`before_trim`] hooks, dropping those that are done; then trims.
+fn release_and_trim() -> bool {
+    BEFORE_TRIM
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|hook| hook());
+    trim()
+}
+
 /// Asks for a trim now (or [`TRIM_GAP`] after the previous one): a burst just ended (a
 /// consumer caught up), so what it freed can go back.
 pub(crate) fn request_trim() {
@@ -101,7 +125,7 @@ pub(crate) fn spawn_trim() {
             if requested {
                 tokio::time::sleep_until(last + TRIM_GAP).await;
             }
-            if tokio::task::spawn_blocking(trim).await.is_err() {
+            if tokio::task::spawn_blocking(release_and_trim).await.is_err() {
                 return;
             }
             last = tokio::time::Instant::now();
@@ -120,6 +144,24 @@ mod tests {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// A hook runs before each trim until it says it is done.
+    #[test]
+    fn before_trim_hooks_run_until_they_are_done() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        before_trim(Box::new(move || c.fetch_add(1, Ordering::SeqCst) < 1));
+        release_and_trim();
+        release_and_trim();
+        release_and_trim();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "run twice: true, then false and dropped"
+        );
     }
 
     /// Memory freed in a thread's arena stays resident until trimmed; the trim gives it back.
