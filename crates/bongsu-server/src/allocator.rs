@@ -5,8 +5,9 @@
 //! batches, records) that memory stays resident: measured with 103 200 active series, the
 //! server held 2 851 bytes per series with glibc's defaults and 1 760 with two arenas. So the
 //! server (1) limits the arenas to one per core before its threads start ([`limit_arenas`]),
-//! and (2) hands freed pages back to the kernel when a consumer has caught up after a burst
-//! ([`request_trim`]) and at least every [`TRIM_INTERVAL`] ([`spawn_trim`]).
+//! and (2) hands freed pages back to the kernel as soon as a consumer has caught up after a
+//! burst ([`request_trim`]; at most once per [`TRIM_GAP`]) and at least every
+//! [`TRIM_INTERVAL`] ([`spawn_trim`]).
 //! Another global allocator would do both by itself, but the binary is shared with the agent,
 //! whose footprint goal (15 MiB) the system allocator meets and the others tried do not.
 //!
@@ -15,21 +16,48 @@
 //! caller-side safety condition; off glibc this module does nothing.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 /// How often freed pages are handed back at the latest.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How often the trim task looks for a request.
-const TRIM_CHECK: Duration = Duration::from_secs(1);
+/// Least time between two trims: consumers that catch up one after the other (one per
+/// partition) are served by two trims at most this far apart, and one that keeps catching
+/// up does not trim after every record.
+pub const TRIM_GAP: Duration = Duration::from_millis(250);
 
-static TRIM_REQUESTED: AtomicBool = AtomicBool::new(false);
+static TRIM_REQUESTED: Notify = Notify::const_new();
 
-/// Asks for a trim within a second: a burst just ended (a consumer caught up), so what it
-/// freed can go back now.
+/// A hook run before each trim; it returns `false` when it is no longer needed.
+type BeforeTrim = Box<dyn Fn() -> bool + Send + Sync>;
+
+static BEFORE_TRIM: std::sync::Mutex<Vec<BeforeTrim>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `hook` before every trim of [`spawn_trim`]'s task (on the blocking pool), until it
+/// returns `false`: a cache of buffers kept for reuse (see `ingest.rs`'s `BufferPool`)
+/// empties itself there, so what it held goes back with the rest.
+pub(crate) fn before_trim(hook: BeforeTrim) {
+    BEFORE_TRIM
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(hook);
+}
+
+/// Runs the [`before_trim`] hooks, dropping those that are done; then trims.
+fn release_and_trim() -> bool {
+    BEFORE_TRIM
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|hook| hook());
+    trim()
+}
+
+/// Asks for a trim now (or [`TRIM_GAP`] after the previous one): a burst just ended (a
+/// consumer caught up), so what it freed can go back.
 pub(crate) fn request_trim() {
-    TRIM_REQUESTED.store(true, Ordering::Relaxed);
+    TRIM_REQUESTED.notify_one();
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -83,23 +111,24 @@ pub fn trim() -> bool {
     }
 }
 
-/// Trims on the blocking pool (a trim walks every arena, a few ms on a large heap) within a
-/// second of a [`request_trim`] and at least every [`TRIM_INTERVAL`], until the runtime stops.
+/// Trims on the blocking pool (a trim walks every arena, a few ms on a large heap) at once
+/// on a [`request_trim`] (but not within [`TRIM_GAP`] of the previous trim) and at least
+/// every [`TRIM_INTERVAL`], until the runtime stops.
 pub(crate) fn spawn_trim() {
     tokio::spawn(async {
-        let mut tick = tokio::time::interval(TRIM_CHECK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
-            let requested = TRIM_REQUESTED.swap(false, Ordering::Relaxed);
-            if !requested && last.elapsed() < TRIM_INTERVAL {
-                continue;
+            let requested =
+                tokio::time::timeout_at(last + TRIM_INTERVAL, TRIM_REQUESTED.notified())
+                    .await
+                    .is_ok();
+            if requested {
+                tokio::time::sleep_until(last + TRIM_GAP).await;
             }
-            last = tokio::time::Instant::now();
-            if tokio::task::spawn_blocking(trim).await.is_err() {
+            if tokio::task::spawn_blocking(release_and_trim).await.is_err() {
                 return;
             }
+            last = tokio::time::Instant::now();
         }
     });
 }
@@ -115,6 +144,24 @@ mod tests {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// A hook runs before each trim until it says it is done.
+    #[test]
+    fn before_trim_hooks_run_until_they_are_done() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        before_trim(Box::new(move || c.fetch_add(1, Ordering::SeqCst) < 1));
+        release_and_trim();
+        release_and_trim();
+        release_and_trim();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "run twice: true, then false and dropped"
+        );
     }
 
     /// Memory freed in a thread's arena stays resident until trimmed; the trim gives it back.

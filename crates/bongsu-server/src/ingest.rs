@@ -88,6 +88,23 @@ pub(crate) struct BufferPool {
 }
 
 impl BufferPool {
+    /// A pool emptied before each trim of the allocator (see `allocator.rs`): buffers kept
+    /// through a burst go back to the system with the rest of what it freed.
+    pub(crate) fn new_released_on_trim() -> Arc<BufferPool> {
+        let pool = Arc::new(BufferPool::default());
+        let weak = Arc::downgrade(&pool);
+        crate::allocator::before_trim(Box::new(move || {
+            weak.upgrade().map(|p| p.clear()).is_some()
+        }));
+        pool
+    }
+
+    /// Frees every buffer kept.
+    pub(crate) fn clear(&self) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        *kept = (Vec::new(), 0);
+    }
+
     /// A buffer from the pool, or a new empty one.
     pub(crate) fn take(&self) -> Vec<u8> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
@@ -129,7 +146,7 @@ impl Receivers {
             limits,
             metrics_partitions: std::sync::OnceLock::new(),
             logs_partitions: std::sync::OnceLock::new(),
-            raw_buffers: Arc::default(),
+            raw_buffers: BufferPool::new_released_on_trim(),
         }
     }
 
@@ -482,5 +499,7 @@ mod tests {
         assert_eq!(pool.take().capacity(), 0);
         pool.give(b);
         assert_eq!(pool.kept.lock().unwrap().1, cap);
+        pool.clear();
+        assert_eq!(pool.take().capacity(), 0, "a cleared pool keeps nothing");
     }
 }

@@ -44,6 +44,10 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// (each commit is a durable write; the offset only shows the lag, the store's checkpoint is
 /// what replay starts from). A consumer that caught up commits at once.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes of records applied since the last trim request after which catching up with the log
+/// asks for a trim at once: a burst that large left freed memory worth handing back now. A
+/// smaller one is trimmed after the next empty fetch, or by the periodic trim.
+const TRIM_AFTER_BYTES: usize = 16 << 20;
 
 /// Counters of the consumer and of queries, rendered on `/metrics`.
 #[derive(Debug, Default)]
@@ -473,6 +477,8 @@ async fn consume(
     let mut committed: Option<(u64, tokio::time::Instant)> = None;
     // Records were applied since the last empty fetch.
     let mut busy = false;
+    // Bytes of records applied since the last trim request.
+    let mut applied_bytes = 0usize;
     loop {
         if *stop.borrow() {
             return;
@@ -488,11 +494,14 @@ async fn consume(
                 }
                 if std::mem::take(&mut busy) {
                     // Caught up after applying: what the burst freed can go back.
+                    applied_bytes = 0;
                     crate::allocator::request_trim();
                 }
             }
             Ok(r) => {
                 busy = true;
+                let end = r.high_watermark;
+                applied_bytes += r.records.iter().map(|x| x.value.len()).sum::<usize>();
                 let s = store.clone();
                 let mut c = cache.take().unwrap_or_default();
                 let applied = tokio::task::spawn_blocking(move || {
@@ -509,6 +518,13 @@ async fn consume(
                         offset = next;
                         if committed.is_none_or(|(_, at)| at.elapsed() >= COMMIT_INTERVAL) {
                             commit(stream.as_ref(), partition, offset, &mut committed).await;
+                        }
+                        if offset >= end && applied_bytes >= TRIM_AFTER_BYTES {
+                            // Caught up with the log as the fetch saw it after a large burst:
+                            // what it freed can go back now, not after the next fetch's wait.
+                            busy = false;
+                            applied_bytes = 0;
+                            crate::allocator::request_trim();
                         }
                     }
                     Ok(None) => {}

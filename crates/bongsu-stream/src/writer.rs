@@ -37,6 +37,10 @@ pub(crate) struct Writer {
 
 /// Largest number of appends taken into one group commit.
 const MAX_GROUP: usize = 4096;
+/// Bytes the group buffer starts with after the writer was idle.
+const GROUP_BUFFER_BYTES: usize = 1 << 20;
+/// After this long without appends the group buffer is freed.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 struct Pending {
     req: AppendReq,
@@ -47,7 +51,7 @@ struct Pending {
 impl Writer {
     pub(crate) fn run(self, rx: Receiver<AppendReq>) {
         let mut enc = Encoder::new();
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut buf: Vec<u8> = Vec::new();
         let mut unflushed: i64 = 0;
         let mut last_sync = Instant::now();
         let mut failed: Option<String> = None;
@@ -56,6 +60,8 @@ impl Writer {
         loop {
             let wait = if unflushed > 0 {
                 flush_every.saturating_sub(last_sync.elapsed())
+            } else if buf.capacity() > 0 {
+                IDLE_RELEASE
             } else {
                 Duration::from_secs(3600)
             };
@@ -69,6 +75,9 @@ impl Writer {
                         unflushed = 0;
                         last_sync = Instant::now();
                     }
+                    // Idle: the group buffer (a MiB or more) goes back to the allocator until
+                    // the next append.
+                    buf = Vec::new();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -90,6 +99,9 @@ impl Writer {
                     }));
                 }
                 continue;
+            }
+            if buf.capacity() == 0 {
+                buf.reserve(GROUP_BUFFER_BYTES);
             }
             let mut st = GroupState {
                 buf: &mut buf,

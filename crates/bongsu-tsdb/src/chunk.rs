@@ -10,14 +10,15 @@ pub(crate) const MAX_CHUNK_SAMPLES: u16 = 64;
 /// Bytes a new chunk allocates at once.
 const INITIAL_BYTES: usize = 64;
 
-#[derive(Debug, Clone, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
+/// Writes bits into a chunk's buffer. A borrowed view, so that the chunk keeps `used` beside
+/// its other small fields (a struct of a `Vec` and a `u8` would take 32 bytes).
+struct BitWriter<'a> {
+    bytes: &'a mut Vec<u8>,
     /// Bits used in the last byte (0 means the last byte is full or there is none).
-    used: u8,
+    used: &'a mut u8,
 }
 
-impl BitWriter {
+impl BitWriter<'_> {
     /// Adds a zero byte, growing the buffer in small steps: head chunks stay small and
     /// doubling would waste up to half of each open chunk.
     fn push_byte(&mut self) {
@@ -28,32 +29,32 @@ impl BitWriter {
     }
 
     fn write_bit(&mut self, bit: bool) {
-        if self.used == 0 {
+        if *self.used == 0 {
             self.push_byte();
         }
         if bit {
             if let Some(last) = self.bytes.last_mut() {
-                *last |= 0x80 >> self.used;
+                *last |= 0x80 >> *self.used;
             }
         }
-        self.used = (self.used + 1) % 8;
+        *self.used = (*self.used + 1) % 8;
     }
 
     /// Writes the low `n` bits of `v`, most significant first.
     fn write_bits(&mut self, v: u64, n: u8) {
         let mut n = n;
         while n > 0 {
-            if self.used == 0 {
+            if *self.used == 0 {
                 self.push_byte();
             }
-            let free = 8 - self.used;
+            let free = 8 - *self.used;
             let take = free.min(n);
             let shift = n - take;
             let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.bytes.last_mut() {
                 *last |= chunk << (free - take);
             }
-            self.used = (self.used + take) % 8;
+            *self.used = (*self.used + take) % 8;
             n -= take;
         }
     }
@@ -97,14 +98,15 @@ impl<'a> BitReader<'a> {
 /// strictly increasing; the head checks this before appending.
 #[derive(Debug, Clone)]
 pub struct XorChunk {
-    bits: BitWriter,
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (see [`BitWriter`]).
+    used: u8,
     count: u16,
     t: i64,
     delta: i64,
     v: u64,
     leading: u8,
     trailing: u8,
-    min_t: i64,
 }
 
 impl Default for XorChunk {
@@ -120,14 +122,29 @@ impl XorChunk {
         let mut bytes = Vec::with_capacity(INITIAL_BYTES);
         bytes.extend_from_slice(&[0, 0]);
         Self {
-            bits: BitWriter { bytes, used: 0 },
+            bytes,
+            ..Self::new_state()
+        }
+    }
+
+    /// An empty chunk's state around a buffer that is set by the caller.
+    fn new_state() -> Self {
+        Self {
+            bytes: Vec::new(),
+            used: 0,
             count: 0,
             t: 0,
             delta: 0,
             v: 0,
             leading: 0xff,
             trailing: 0,
-            min_t: 0,
+        }
+    }
+
+    fn writer(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            used: &mut self.used,
         }
     }
 
@@ -135,8 +152,27 @@ impl XorChunk {
         self.count
     }
 
+    /// Empties the chunk for reuse, keeping its buffer: the head closes a chunk every 64
+    /// samples and the next one of the same series needs about as many bytes. A buffer
+    /// more than twice what the closed chunk used is shrunk to that.
+    pub(crate) fn reset(&mut self) {
+        let used = self.bytes.len();
+        self.bytes.clear();
+        if self.bytes.capacity() > 2 * used.max(INITIAL_BYTES) {
+            self.bytes.shrink_to(used.max(INITIAL_BYTES));
+        }
+        self.bytes.extend_from_slice(&[0, 0]);
+        let bytes = std::mem::take(&mut self.bytes);
+        *self = Self {
+            bytes,
+            ..Self::new_state()
+        };
+    }
+
+    /// The first sample's timestamp (0 when empty): the first 64 bits of the stream, not a
+    /// field, to keep the head's per-series struct small.
     pub(crate) fn min_t(&self) -> i64 {
-        self.min_t
+        first_timestamp(&self.bytes).unwrap_or(0)
     }
 
     pub(crate) fn max_t(&self) -> i64 {
@@ -145,11 +181,11 @@ impl XorChunk {
 
     /// The encoded bytes (header + bit stream).
     pub fn bytes(&self) -> &[u8] {
-        &self.bits.bytes
+        &self.bytes
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.bits.bytes.capacity()
+        std::mem::size_of::<Self>() + self.bytes.capacity()
     }
 
     /// Appends one sample; returns `false` (and stores nothing) when the chunk already
@@ -162,9 +198,8 @@ impl XorChunk {
         let vb = v.to_bits();
         match self.count {
             0 => {
-                self.bits.write_bits(t as u64, 64);
-                self.bits.write_bits(vb, 64);
-                self.min_t = t;
+                self.writer().write_bits(t as u64, 64);
+                self.writer().write_bits(vb, 64);
             }
             _ => {
                 let delta = t.wrapping_sub(self.t);
@@ -178,13 +213,16 @@ impl XorChunk {
         self.v = vb;
         self.count += 1;
         let [a, b] = self.count.to_le_bytes();
-        self.bits.bytes[0] = a;
-        self.bits.bytes[1] = b;
+        self.bytes[0] = a;
+        self.bytes[1] = b;
         true
     }
 
     fn write_dod(&mut self, dod: i64) {
-        let w = &mut self.bits;
+        let mut w = BitWriter {
+            bytes: &mut self.bytes,
+            used: &mut self.used,
+        };
         let fits = |bits: u32| {
             let lim = 1i64 << (bits - 1);
             (-lim..lim).contains(&dod)
@@ -208,7 +246,10 @@ impl XorChunk {
 
     fn write_xor(&mut self, vb: u64) {
         let xor = vb ^ self.v;
-        let w = &mut self.bits;
+        let mut w = BitWriter {
+            bytes: &mut self.bytes,
+            used: &mut self.used,
+        };
         if xor == 0 {
             w.write_bit(false);
             return;
@@ -233,7 +274,20 @@ impl XorChunk {
     }
 
     pub fn iter(&self) -> XorIter<'_> {
-        XorIter::new(&self.bits.bytes)
+        XorIter::new(&self.bytes)
+    }
+}
+
+/// The first timestamp of a chunk's bytes (the first 64 bits after the count); `None` when
+/// the chunk is empty or too short.
+pub(crate) fn first_timestamp(bytes: &[u8]) -> Option<i64> {
+    match bytes {
+        [a, b, rest @ ..] if u16::from_le_bytes([*a, *b]) > 0 => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(rest.get(..8)?);
+            Some(i64::from_be_bytes(w))
+        }
+        _ => None,
     }
 }
 
@@ -402,7 +456,17 @@ mod tests {
             }
             let c = encode(&samples);
             let got: Vec<_> = c.iter().map(|(t, v)| (t, v.to_bits())).collect();
-            prop_assert_eq!(got, samples);
+            prop_assert_eq!(&got, &samples);
+            // A chunk reset after other samples encodes the same bytes as a new one.
+            let mut reused = encode(&[(7, 1.5f64.to_bits()), (9, u64::MAX), (1 << 40, 3)]);
+            reused.reset();
+            prop_assert_eq!(reused.count(), 0);
+            for &(t, v) in &samples {
+                prop_assert!(reused.append(t, f64::from_bits(v)));
+            }
+            prop_assert_eq!(reused.bytes(), c.bytes());
+            prop_assert_eq!((reused.min_t(), reused.max_t()), (c.min_t(), c.max_t()));
+            prop_assert_eq!(first_timestamp(c.bytes()), samples.first().map(|x| x.0));
         }
 
         #[test]

@@ -5,83 +5,70 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use bongsu_model::{Labels, Sample, METRIC_NAME};
 use roaring::RoaringBitmap;
 
+use crate::arena::{ChunkArena, ChunkPos, Closed};
 use crate::chunk::{XorChunk, XorIter, MAX_CHUNK_SAMPLES};
 use crate::index::{MemIndex, SymbolTable};
 use crate::matcher::Matcher;
+use crate::slab::Slab;
 use crate::{Error, Result};
 
 /// Out-of-order samples buffered per series before they are merged into the chunks.
 const OOO_MERGE_AT: usize = 32;
 
-/// Hashes a series id with one multiplication. The head assigns ids itself (a counter), so
-/// SipHash's defence against chosen keys buys nothing, and the series map is looked up for
-/// every series of every applied record.
-#[derive(Debug, Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        // Fibonacci hashing: an odd multiplier spreads consecutive ids over all bits.
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// The head's series by id.
-type SeriesMap = HashMap<u32, HeadSeries, std::hash::BuildHasherDefault<IdHasher>>;
+type SeriesMap = Slab<HeadSeries>;
 
-/// A full head chunk: its XOR bytes, or, when its values are short decimals, the far
-/// smaller packed form (see `packed.rs`).
-#[derive(Debug, Clone)]
-struct ClosedChunk {
-    bytes: Box<[u8]>,
-    packed: bool,
-    min_t: i64,
-    max_t: i64,
+/// Buffers for closing chunks, one set per thread that appends.
+#[derive(Debug, Default)]
+struct CloseScratch {
+    samples: Vec<(i64, f64)>,
+    pack: crate::packed::PackScratch,
+    packed: Vec<u8>,
 }
 
-impl ClosedChunk {
-    fn close(o: &XorChunk) -> Self {
-        let (min_t, max_t) = (o.min_t(), o.max_t());
-        let mut samples = Vec::with_capacity(usize::from(o.count()));
+thread_local! {
+    static CLOSE_SCRATCH: std::cell::RefCell<CloseScratch> = std::cell::RefCell::default();
+}
+
+/// Puts a full open chunk into the arena after `prev`: the far smaller packed form when its
+/// values are short decimals (see `packed.rs`), else its XOR bytes.
+fn close_into(arena: &mut ChunkArena, prev: Option<ChunkPos>, o: &XorChunk) -> ChunkPos {
+    CLOSE_SCRATCH.with(|c| {
+        let mut c = c.borrow_mut();
+        let CloseScratch {
+            samples,
+            pack,
+            packed,
+        } = &mut *c;
+        samples.clear();
         samples.extend(o.iter());
-        match crate::packed::pack(&samples) {
-            Some(p) if p.len() < o.bytes().len() => Self {
-                bytes: p,
-                packed: true,
-                min_t,
-                max_t,
-            },
-            _ => Self {
-                bytes: o.bytes().into(),
-                packed: false,
-                min_t,
-                max_t,
-            },
-        }
+        let is_packed =
+            crate::packed::pack_into(samples, pack, packed) && packed.len() < o.bytes().len();
+        let bytes: &[u8] = if is_packed { packed } else { o.bytes() };
+        arena.push(prev, o.max_t(), is_packed, bytes)
+    })
+}
+
+impl Closed<'_> {
+    /// The chunk's first timestamp, read from its bytes.
+    fn min_t(&self) -> i64 {
+        let t = if self.packed {
+            crate::packed::first_timestamp(self.bytes)
+        } else {
+            crate::chunk::first_timestamp(self.bytes)
+        };
+        debug_assert!(t.is_some(), "a closed head chunk without samples");
+        t.unwrap_or(i64::MIN)
     }
 
     fn extend_into(&self, out: &mut Vec<(i64, f64)>) {
         if self.packed {
-            // packed by `close` from valid samples; unpacking cannot fail
-            let s = crate::packed::unpack(&self.bytes);
+            // packed by `close_into` from valid samples; unpacking cannot fail
+            let s = crate::packed::unpack(self.bytes);
             debug_assert!(s.is_some(), "a packed head chunk does not unpack");
             out.extend(s.unwrap_or_default());
         } else {
-            out.extend(XorIter::new(&self.bytes));
+            out.extend(XorIter::new(self.bytes));
         }
     }
 
@@ -94,7 +81,7 @@ impl ClosedChunk {
             out.extend(all.into_iter().filter(|x| x.0 >= start && x.0 <= end));
         } else {
             out.extend(
-                XorIter::new(&self.bytes)
+                XorIter::new(self.bytes)
                     .skip_while(|x| x.0 < start)
                     .take_while(|x| x.0 <= end),
             );
@@ -102,7 +89,7 @@ impl ClosedChunk {
     }
 
     fn contains(&self, t: i64) -> bool {
-        if t < self.min_t || t > self.max_t {
+        if t > self.max_t || t < self.min_t() {
             return false;
         }
         let mut s = Vec::new();
@@ -111,12 +98,21 @@ impl ClosedChunk {
     }
 }
 
+/// A series in the head. Its closed chunks live in the head's [`ChunkArena`], linked newest
+/// to oldest from `last_closed`; every method that touches them takes the arena.
 #[derive(Debug)]
 struct HeadSeries {
     pairs: Box<[(u32, u32)]>,
-    closed: Vec<ClosedChunk>,
+    /// The newest closed chunk.
+    last_closed: Option<ChunkPos>,
+    /// min_t of the oldest closed chunk (`i64::MAX` when there is none).
+    closed_min_t: i64,
+    /// The open chunk; never empty while present.
     open: Option<XorChunk>,
-    ooo: Vec<(i64, f64)>,
+    /// Out-of-order samples waiting to be merged. Rare, so boxed: 8 bytes per series
+    /// instead of a `Vec`'s 24.
+    #[allow(clippy::box_collection)]
+    ooo: Option<Box<Vec<(i64, f64)>>>,
     max_t: i64,
 }
 
@@ -124,24 +120,29 @@ impl HeadSeries {
     fn new(pairs: Box<[(u32, u32)]>) -> Self {
         Self {
             pairs,
-            closed: Vec::new(),
+            last_closed: None,
+            closed_min_t: i64::MAX,
             open: None,
-            ooo: Vec::new(),
+            ooo: None,
             max_t: i64::MIN,
         }
     }
 
+    fn ooo(&self) -> &[(i64, f64)] {
+        self.ooo.as_deref().map_or(&[], |v| v.as_slice())
+    }
+
     fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+        self.last_closed.is_none() && self.open.is_none() && self.ooo().is_empty()
     }
 
     fn min_t(&self) -> Option<i64> {
-        let c = self
-            .closed
-            .first()
-            .map(|c| c.min_t)
-            .or_else(|| self.open.as_ref().map(|o| o.min_t()));
-        let o = self.ooo.iter().map(|s| s.0).min();
+        let c = if self.last_closed.is_some() {
+            Some(self.closed_min_t)
+        } else {
+            self.open.as_ref().map(|o| o.min_t())
+        };
+        let o = self.ooo().iter().map(|s| s.0).min();
         match (c, o) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -149,9 +150,9 @@ impl HeadSeries {
     }
 
     /// In-order chunk samples (without the OOO buffer), time-sorted.
-    fn chunk_samples(&self) -> Vec<(i64, f64)> {
+    fn chunk_samples(&self, arena: &ChunkArena) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        for c in &self.closed {
+        for c in arena.list(self.last_closed) {
             c.extend_into(&mut out);
         }
         if let Some(o) = &self.open {
@@ -161,29 +162,26 @@ impl HeadSeries {
     }
 
     /// All samples, time-sorted; on equal timestamps the chunk sample (written first) wins.
-    fn samples(&self) -> Vec<(i64, f64)> {
-        let chunk = self.chunk_samples();
-        if self.ooo.is_empty() {
+    fn samples(&self, arena: &ChunkArena) -> Vec<(i64, f64)> {
+        let chunk = self.chunk_samples(arena);
+        if self.ooo().is_empty() {
             return chunk;
         }
-        let mut ooo = self.ooo.clone();
+        let mut ooo = self.ooo().to_vec();
         ooo.sort_by_key(|s| s.0);
         merge_first_wins(&chunk, &ooo)
     }
 
-    fn push_in_order(&mut self, t: i64, v: f64) {
-        if self
+    fn push_in_order(&mut self, arena: &mut ChunkArena, t: i64, v: f64) {
+        if let Some(o) = self
             .open
-            .as_ref()
-            .is_some_and(|o| o.count() >= MAX_CHUNK_SAMPLES)
+            .as_mut()
+            .filter(|o| o.count() >= MAX_CHUNK_SAMPLES)
         {
-            if let Some(o) = self.open.take() {
-                // a series holds a handful of closed chunks: grow one slot at a time
-                if self.closed.len() == self.closed.capacity() {
-                    self.closed.reserve_exact(1);
-                }
-                self.closed.push(ClosedChunk::close(&o));
-            }
+            self.last_closed = Some(close_into(arena, self.last_closed, o));
+            self.closed_min_t = self.closed_min_t.min(o.min_t());
+            // The open chunk's buffer, grown to this series' chunk size, serves the next.
+            o.reset();
         }
         let appended = self.open.get_or_insert_with(XorChunk::new).append(t, v);
         debug_assert!(
@@ -195,27 +193,33 @@ impl HeadSeries {
 
     /// Appends samples (see [`Head::append`] for the rules). Returns the outcome and the
     /// newest timestamp stored (`i64::MIN` when none was).
-    fn append(&mut self, samples: &[Sample], window: i64) -> (AppendOutcome, i64) {
+    fn append(
+        &mut self,
+        arena: &mut ChunkArena,
+        samples: &[Sample],
+        window: i64,
+    ) -> (AppendOutcome, i64) {
         let mut out = AppendOutcome::default();
         let mut stored_max = i64::MIN;
         for smp in samples {
             let (t, v) = (smp.timestamp_ms, smp.value);
             if self.max_t == i64::MIN || t > self.max_t {
-                self.push_in_order(t, v);
+                self.push_in_order(arena, t, v);
             } else if t == self.max_t {
                 out.duplicates += 1;
                 continue;
             } else if t < self.max_t.saturating_sub(window) {
                 out.out_of_window += 1;
                 continue;
-            } else if self.contains(t) {
+            } else if self.contains(arena, t) {
                 out.duplicates += 1;
                 continue;
             } else {
-                self.ooo.push((t, v));
-                if self.ooo.len() >= OOO_MERGE_AT {
-                    let all = self.samples();
-                    self.rebuild(&all);
+                let ooo = self.ooo.get_or_insert_with(Box::default);
+                ooo.push((t, v));
+                if ooo.len() >= OOO_MERGE_AT {
+                    let all = self.samples(arena);
+                    self.rebuild(arena, &all);
                 }
             }
             out.appended += 1;
@@ -225,36 +229,47 @@ impl HeadSeries {
     }
 
     /// Rebuilds the chunks from time-sorted samples.
-    fn rebuild(&mut self, samples: &[(i64, f64)]) {
-        self.closed = Vec::new();
-        self.open = None;
-        self.ooo = Vec::new();
+    fn rebuild(&mut self, arena: &mut ChunkArena, samples: &[(i64, f64)]) {
+        arena.release_list(self.last_closed.take());
+        self.closed_min_t = i64::MAX;
+        self.ooo = None;
+        // Keep the open chunk's buffer for the first new chunk.
+        let mut open = self.open.take();
+        if samples.is_empty() {
+            open = None;
+        }
+        if let Some(o) = open.as_mut() {
+            o.reset();
+        }
+        self.open = open;
         let max_t = self.max_t;
         for &(t, v) in samples {
-            self.push_in_order(t, v);
+            self.push_in_order(arena, t, v);
         }
         self.max_t = max_t.max(self.max_t);
     }
 
-    fn contains(&self, t: i64) -> bool {
-        if self.ooo.iter().any(|s| s.0 == t) {
+    fn contains(&self, arena: &ChunkArena, t: i64) -> bool {
+        if self.ooo().iter().any(|s| s.0 == t) {
             return true;
         }
         let in_chunk = |bytes: &[u8]| XorIter::new(bytes).any(|s| s.0 == t);
-        self.closed.iter().any(|c| c.contains(t))
-            || self
-                .open
-                .as_ref()
-                .is_some_and(|o| o.min_t() <= t && t <= o.max_t() && in_chunk(o.bytes()))
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.min_t() <= t && t <= o.max_t() && in_chunk(o.bytes()))
+            || arena
+                .iter_back(self.last_closed)
+                .take_while(|c| c.max_t >= t)
+                .any(|c| c.contains(t))
     }
 
-    fn memory_bytes(&self) -> usize {
+    /// Bytes outside the arena: the struct, its label references, the open chunk and the
+    /// out-of-order buffer.
+    fn own_memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.pairs.len() * 8
-            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-            + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
             + self.open.as_ref().map_or(0, |o| o.memory_bytes())
-            + self.ooo.capacity() * 16
+            + self.ooo.as_ref().map_or(0, |v| 24 + v.capacity() * 16)
     }
 }
 
@@ -350,12 +365,13 @@ pub(crate) struct Head {
     syms: SymbolTable,
     index: MemIndex,
     series: SeriesMap,
+    /// The series' closed chunks.
+    arena: ChunkArena,
     /// Series ids by a hash of their label pairs; the pairs live once, in the series.
     /// A series whose hash is taken by another one is found in `collided` instead.
     by_hash: HashMap<u64, u32>,
     collided: HashMap<Box<[(u32, u32)]>, u32>,
     per_metric: HashMap<u32, usize>,
-    next_id: u32,
     limits: HeadLimits,
     /// Offsets as of the latest mark.
     offsets: BTreeMap<u32, u64>,
@@ -372,10 +388,10 @@ impl Head {
             syms: SymbolTable::default(),
             index: MemIndex::default(),
             series: SeriesMap::default(),
+            arena: ChunkArena::default(),
             by_hash: HashMap::new(),
             collided: HashMap::new(),
             per_metric: HashMap::new(),
-            next_id: 0,
             limits,
             offsets,
             marks: VecDeque::new(),
@@ -389,7 +405,7 @@ impl Head {
     /// The id of the series with these label pairs.
     fn find(&self, pairs: &[(u32, u32)]) -> Option<u32> {
         if let Some(&id) = self.by_hash.get(&pairs_hash(pairs)) {
-            if self.series.get(&id).is_some_and(|s| &*s.pairs == pairs) {
+            if self.series.get(id).is_some_and(|s| &*s.pairs == pairs) {
                 return Some(id);
             }
         }
@@ -451,11 +467,11 @@ impl Head {
         let pairs = self.syms.intern_labels(labels);
         let metric_sym = self.syms.intern(metric);
         *self.per_metric.entry(metric_sym).or_default() += 1;
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.series.vacant_id();
         self.index.add(id, &pairs);
         self.index_pairs(&pairs, id);
-        self.series.insert(id, HeadSeries::new(pairs));
+        let inserted = self.series.insert(HeadSeries::new(pairs));
+        debug_assert_eq!(inserted, id);
         Ok(id)
     }
 
@@ -534,7 +550,7 @@ impl Head {
         labels: &[(&str, &str)],
         samples: &[Sample],
     ) -> Option<AppendOutcome> {
-        let s = self.series.get_mut(&id)?;
+        let s = self.series.get_mut(id)?;
         let syms = &self.syms;
         let same = s.pairs.len() == labels.len()
             && s.pairs
@@ -544,16 +560,16 @@ impl Head {
         if !same {
             return None;
         }
-        let (out, max_t) = s.append(samples, self.limits.ooo_window_ms);
+        let (out, max_t) = s.append(&mut self.arena, samples, self.limits.ooo_window_ms);
         Some(self.count_appended(out, max_t))
     }
 
     /// Appends samples to the existing series `id` (see [`Head::append`] for the rules).
     pub(crate) fn append_id(&mut self, id: u32, samples: &[Sample]) -> AppendOutcome {
-        let Some(s) = self.series.get_mut(&id) else {
+        let Some(s) = self.series.get_mut(id) else {
             return AppendOutcome::default();
         };
-        let (out, max_t) = s.append(samples, self.limits.ooo_window_ms);
+        let (out, max_t) = s.append(&mut self.arena, samples, self.limits.ooo_window_ms);
         self.count_appended(out, max_t)
     }
 
@@ -589,18 +605,18 @@ impl Head {
         }
         let mut out = Vec::new();
         let mut gone = Vec::new();
-        for (&id, s) in self.series.iter_mut() {
+        for (id, s) in self.series.iter_mut() {
             if s.min_t().is_none_or(|m| m >= boundary) {
                 if s.is_empty() {
                     gone.push(id);
                 }
                 continue;
             }
-            let all = s.samples();
+            let all = s.samples(&self.arena);
             let split = all.partition_point(|x| x.0 < boundary);
             let (old, new) = all.split_at(split);
             out.push((self.syms.labels(&s.pairs), old.to_vec()));
-            s.rebuild(new);
+            s.rebuild(&mut self.arena, new);
             if s.is_empty() {
                 gone.push(id);
             }
@@ -613,7 +629,8 @@ impl Head {
     }
 
     fn remove_series(&mut self, id: u32) {
-        if let Some(s) = self.series.remove(&id) {
+        if let Some(s) = self.series.remove(id) {
+            self.arena.release_list(s.last_closed);
             self.index.remove(id, &s.pairs);
             self.unindex_pairs(&s.pairs, id);
             let metric = self
@@ -637,22 +654,27 @@ impl Head {
     }
 
     pub(crate) fn labels(&self, id: u32) -> Option<Labels> {
-        self.series.get(&id).map(|s| self.syms.labels(&s.pairs))
+        self.series.get(id).map(|s| self.syms.labels(&s.pairs))
     }
 
     /// Samples of series `id` within `[start, end]`. Only the chunks overlapping the
     /// range are decoded, and each only as far as the range's end.
     pub(crate) fn samples(&self, id: u32, start: i64, end: i64) -> Vec<(i64, f64)> {
-        let Some(s) = self.series.get(&id) else {
+        let Some(s) = self.series.get(id) else {
             return Vec::new();
         };
         let in_range = |x: &(i64, f64)| x.0 >= start && x.0 <= end;
         let mut out = Vec::new();
-        for c in s
-            .closed
-            .iter()
-            .filter(|c| c.max_t >= start && c.min_t <= end)
-        {
+        // Closed chunks are in time order: walk back from the newest to the first that ends
+        // before `start`.
+        let mut closed: Vec<Closed<'_>> = self
+            .arena
+            .iter_back(s.last_closed)
+            .take_while(|c| c.max_t >= start)
+            .filter(|c| c.min_t() <= end)
+            .collect();
+        closed.reverse();
+        for c in &closed {
             c.extend_range_into(&mut out, start, end);
         }
         if let Some(o) = s
@@ -666,11 +688,11 @@ impl Head {
                     .take_while(|x| x.0 <= end),
             );
         }
-        if s.ooo.is_empty() {
+        if s.ooo().is_empty() {
             return out;
         }
         // The same merge as `HeadSeries::samples`, restricted to the range.
-        let mut ooo: Vec<(i64, f64)> = s.ooo.iter().copied().filter(in_range).collect();
+        let mut ooo: Vec<(i64, f64)> = s.ooo().iter().copied().filter(in_range).collect();
         if ooo.is_empty() {
             return out;
         }
@@ -682,7 +704,7 @@ impl Head {
     /// without decoding chunks (a series whose bounds straddle a gap may answer true).
     pub(crate) fn overlaps(&self, id: u32, start: i64, end: i64) -> bool {
         self.series
-            .get(&id)
+            .get(id)
             .and_then(|s| Some((s.min_t()?, s.max_t)))
             .is_some_and(|(lo, hi)| lo <= end && hi >= start)
     }
@@ -697,7 +719,7 @@ impl Head {
         let mut out: Vec<(Labels, u32)> = self
             .series
             .iter()
-            .map(|(&id, s)| (self.syms.labels(&s.pairs), id))
+            .map(|(id, s)| (self.syms.labels(&s.pairs), id))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -721,27 +743,31 @@ impl Head {
 
     /// Approximate bytes held by the head, by part.
     pub(crate) fn memory(&self) -> HeadMemory {
-        let chunk_bytes = self
-            .series
-            .values()
-            .map(|s| {
-                s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
-                    + s.open.as_ref().map_or(0, |o| o.memory_bytes())
-                    + s.ooo.capacity() * 16
-            })
-            .sum();
+        // The arena's pages, then each series' open chunk and out-of-order buffer.
+        let chunk_bytes = self.arena.held_bytes()
+            + self
+                .series
+                .values()
+                .map(|s| {
+                    s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                        + s.ooo.as_ref().map_or(0, |v| 24 + v.capacity() * 16)
+                })
+                .sum::<usize>();
+        // Per series: the struct and its labels, plus the series slab's slots and the by-hash
+        // map's entries at its load factor (it grows by doubling).
+        let map_bytes = |cap: usize, entry: usize| cap * (entry + 1);
         let series_bytes = self
             .series
             .values()
             .map(|s| {
-                s.memory_bytes() - s.open.as_ref().map_or(0, |o| o.memory_bytes())
-                    - s.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
-                    - s.ooo.capacity() * 16
-                    // the series map's slot and the by-hash map's entry
-                    + 8
-                    + 16
+                s.own_memory_bytes()
+                    - s.open.as_ref().map_or(0, |o| o.memory_bytes())
+                    - s.ooo.as_ref().map_or(0, |v| 24 + v.capacity() * 16)
+                    - std::mem::size_of::<HeadSeries>()
             })
-            .sum();
+            .sum::<usize>()
+            + self.series.slots() * std::mem::size_of::<Option<HeadSeries>>()
+            + map_bytes(self.by_hash.capacity(), 16);
         let index_bytes = self
             .index
             .names()
@@ -770,7 +796,9 @@ impl Head {
             chunk_count: self
                 .series
                 .values()
-                .map(|s| s.closed.len() as u64 + u64::from(s.open.is_some()))
+                .map(|s| {
+                    self.arena.iter_back(s.last_closed).count() as u64 + u64::from(s.open.is_some())
+                })
                 .sum(),
             min_time_ms: self.min_t(),
             max_time_ms: self.max_t(),
@@ -815,7 +843,7 @@ mod tests {
         h.append(&l("f", "1"), &floats).unwrap();
         for (id, all) in [(0, &decimals), (1, &floats)] {
             assert!(
-                h.series[&id].closed.len() >= 2,
+                h.arena.list(h.series.get(id).unwrap().last_closed).len() >= 2,
                 "series {id} closed no chunk"
             );
             for (start, end) in [
@@ -835,8 +863,28 @@ mod tests {
                 );
             }
         }
-        assert!(h.series[&0].closed.iter().all(|c| c.packed));
-        assert!(h.series[&1].closed.iter().all(|c| !c.packed));
+        assert!(h
+            .arena
+            .list(h.series.get(0).unwrap().last_closed)
+            .iter()
+            .all(|c| c.packed));
+        assert!(h
+            .arena
+            .list(h.series.get(1).unwrap().last_closed)
+            .iter()
+            .all(|c| !c.packed));
+    }
+
+    /// The series map holds one of these per active series (about 100 000 in the benchmark):
+    /// every 8 bytes here are 1 MiB there.
+    #[test]
+    fn head_series_stays_small() {
+        assert!(
+            std::mem::size_of::<HeadSeries>() <= 104,
+            "{}",
+            std::mem::size_of::<HeadSeries>()
+        );
+        assert_eq!(std::mem::size_of::<Option<ChunkPos>>(), 8);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! File formats are described byte by byte in docs/formats/tsdb.md.
 
+mod arena;
 mod block;
 mod chunk;
 mod codec;
@@ -21,6 +22,7 @@ mod index;
 mod matcher;
 mod packed;
 mod rollup;
+mod slab;
 mod snapshot;
 
 pub use chunk::{XorChunk, XorIter};

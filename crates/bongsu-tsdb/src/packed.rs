@@ -43,20 +43,42 @@ fn as_decimals(v: &[(i64, f64)], e: u8, out: &mut Vec<i64>) -> bool {
 
 /// Packs time-sorted samples; `None` when a value is not a short decimal (NaN, staleness
 /// markers, full-precision floats) or there are no samples.
+#[cfg(test)]
 pub(crate) fn pack(samples: &[(i64, f64)]) -> Option<Box<[u8]>> {
+    let mut out = Vec::new();
+    pack_into(samples, &mut PackScratch::default(), &mut out).then(|| out.into_boxed_slice())
+}
+
+/// Buffers [`pack_into`] reuses: the head packs a chunk every 64 samples of every series.
+#[derive(Debug, Default)]
+pub(crate) struct PackScratch {
+    mantissas: Vec<i64>,
+    timestamps: Vec<i64>,
+}
+
+/// [`pack`] into `out` (cleared first) with reused buffers; `false` (and `out` unspecified)
+/// when the samples cannot be packed.
+pub(crate) fn pack_into(
+    samples: &[(i64, f64)],
+    scratch: &mut PackScratch,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
     if samples.is_empty() || samples.len() > usize::from(u16::MAX) {
-        return None;
+        return false;
     }
-    // One buffer for every exponent tried: a chunk closes every 64 samples of every series.
-    let mut m = Vec::with_capacity(samples.len());
-    let e = (0..=MAX_DECIMALS).find(|&e| as_decimals(samples, e, &mut m))?;
-    let mut out = Vec::with_capacity(16 + samples.len() * 2);
+    // One buffer for every exponent tried.
+    let m = &mut scratch.mantissas;
+    let Some(e) = (0..=MAX_DECIMALS).find(|&e| as_decimals(samples, e, m)) else {
+        return false;
+    };
     out.extend_from_slice(&(samples.len() as u16).to_le_bytes());
     out.push(e);
-    let ts: Vec<i64> = samples.iter().map(|s| s.0).collect();
-    put_column(&mut out, &ts);
-    put_column(&mut out, &m);
-    Some(out.into_boxed_slice())
+    scratch.timestamps.clear();
+    scratch.timestamps.extend(samples.iter().map(|s| s.0));
+    put_column(out, &scratch.timestamps);
+    put_column(out, m);
+    true
 }
 
 fn put_column(out: &mut Vec<u8>, v: &[i64]) {
@@ -125,6 +147,15 @@ fn get_column(c: &mut Cursor<'_>, n: usize) -> Option<Vec<i64>> {
         out.push(prev);
     }
     Some(out)
+}
+
+/// The first timestamp of bytes made by [`pack`] (the head keeps no other copy of it); `None`
+/// if they are malformed.
+pub(crate) fn first_timestamp(bytes: &[u8]) -> Option<i64> {
+    let mut c = Cursor::new(bytes);
+    c.u16()?;
+    c.u8()?;
+    c.varint()
 }
 
 /// Unpacks bytes made by [`pack`]; `None` if they are malformed. Never panics.
@@ -207,6 +238,7 @@ mod tests {
             let s: Vec<(i64, f64)> = steps.iter().map(|&(d, v)| { let x = (t, v); t = t.wrapping_add(d); x }).collect();
             if let Some(p) = pack(&s) {
                 prop_assert_eq!(bits(&unpack(&p).unwrap()), bits(&s));
+                prop_assert_eq!(first_timestamp(&p), s.first().map(|x| x.0));
             }
         }
 
