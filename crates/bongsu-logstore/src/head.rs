@@ -269,7 +269,11 @@ mod tests {
     fn text_spans_pages_and_lines_longer_than_a_page() {
         let lines: Vec<String> = (0..40)
             .map(|i| {
-                let len = if i == 7 { PAGE_BYTES * 2 + 3 } else { 5_000 + i };
+                let len = if i == 7 {
+                    PAGE_BYTES * 2 + 3
+                } else {
+                    5_000 + i
+                };
                 char::from(b'a' + (i % 26) as u8).to_string().repeat(len)
             })
             .collect();
