@@ -182,8 +182,8 @@ impl Piece {
 #[derive(Debug)]
 pub(crate) struct PieceBuilder {
     transport: Transport,
+    /// The piece's distinct streams and their positions in order of first arrival.
     index: FastMap<SyslogStream<'static>, usize>,
-    streams: Vec<SyslogStream<'static>>,
     text: String,
     items: Vec<Item>,
     metadata: Vec<(Span, Span)>,
@@ -195,7 +195,6 @@ impl PieceBuilder {
         Self {
             transport,
             index: FastMap::default(),
-            streams: Vec::new(),
             text: String::new(),
             items: Vec::new(),
             metadata: Vec::new(),
@@ -249,10 +248,9 @@ impl PieceBuilder {
         let stream = match find(&self.index, &m.stream) {
             Some(&i) => i,
             None => {
-                let owned = m.stream.clone().into_owned();
-                self.index.insert(owned.clone(), self.streams.len());
-                self.streams.push(owned);
-                self.streams.len() - 1
+                let i = self.index.len();
+                self.index.insert(m.stream.clone().into_owned(), i);
+                i
             }
         };
         let line = self.put(&m.line);
@@ -275,7 +273,11 @@ impl PieceBuilder {
     pub(crate) fn finish(self, cache: &mut LabelCache) -> Piece {
         Piece {
             transport: self.transport,
-            labels: self.streams.iter().map(|s| cache.get(s)).collect(),
+            labels: {
+                let mut streams: Vec<_> = self.index.iter().collect();
+                streams.sort_unstable_by_key(|&(_, &i)| i);
+                streams.into_iter().map(|(s, _)| cache.get(s)).collect()
+            },
             text: self.text,
             items: self.items,
             metadata: self.metadata,
