@@ -9,18 +9,22 @@
 //! counted and left out, the record's other streams are applied.
 //!
 //! A maintenance task cuts chunks, writes due segments, applies retention and commits the
-//! consumed offsets every `logs.maintain_interval`. The shutdown hook stops the tasks, flushes
-//! the store (everything applied becomes durable) and commits a last time.
+//! consumed offsets every `logs.maintain_interval`. A compaction task of its own merges sealed
+//! segments (the merge at the idle scheduling policy), so a merge waiting for spare CPU never
+//! holds up maintenance. The shutdown hook stops the tasks, flushes the store (everything
+//! applied becomes durable) and commits a last time.
 //!
 //! The store does blocking file I/O and CPU-heavy work: every use of it runs on a blocking
 //! thread (`spawn_blocking`) behind a `RwLock` (writes exclusive, queries shared).
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use bongsu_logstore::{LogStore, StoreStats};
+use bongsu_logstore::{Compacted, CompactionPlan, LogStore, StoreStats};
 use bongsu_model::{Labels, LogsRecord, LogsRecordView};
 use bongsu_stream::{FetchOptions, OffsetCommit, StoredRecord, Stream, TopicPartition};
 use tokio::sync::watch;
@@ -211,8 +215,12 @@ pub(crate) async fn start(state: &AppState, stream: Arc<dyn Stream>) -> Result<A
     tasks.push(tokio::spawn(maintain_loop(
         logs.clone(),
         stream.clone(),
-        stop_rx,
+        stop_rx.clone(),
     )));
+    let merge: Merge = Arc::new(|plan: CompactionPlan| {
+        Box::pin(idle::run_idle("bongsu-logs-compact", move || plan.run()))
+    });
+    tasks.push(tokio::spawn(compact_loop(logs.clone(), stop_rx, merge)));
     tracing::info!(
         partitions = topic.partitions.len(),
         streams = logs.known.lock().map(|k| k.len()).unwrap_or(0),
@@ -400,16 +408,40 @@ async fn maintain_loop(logs: Arc<Logs>, stream: Arc<dyn Stream>, mut stop: watch
             Err(e) => tracing::error!(error = %e, "log store maintenance task failed"),
         }
         commit(&logs, stream.as_ref()).await;
-        compact(&logs, &stop).await;
     }
 }
+
+/// Compacts sealed segments, looking for work at every maintenance interval. It is a task of
+/// its own, not a step of [`maintain_loop`]: the merge waits for spare CPU (idle policy), and
+/// under a sustained ingest peak it may wait for minutes, while chunks must still reach
+/// segments, the checkpoint move and the offsets be committed on time.
+async fn compact_loop(logs: Arc<Logs>, mut stop: watch::Receiver<bool>, merge: Merge) {
+    let every = logs.settings.maintain_interval;
+    loop {
+        if pause(&mut stop, every).await {
+            return;
+        }
+        compact(&logs, &stop, &merge).await;
+    }
+}
+
+/// Runs a compaction step's merge ([`CompactionPlan::run`]); the server runs it on a thread at
+/// the idle scheduling policy, tests hold it to show that a waiting merge blocks nothing.
+type Merge = Arc<
+    dyn Fn(
+            CompactionPlan,
+        )
+            -> Pin<Box<dyn Future<Output = Result<bongsu_logstore::Result<Compacted>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Compacts sealed segments step by step until nothing is left to merge or the server stops.
 /// Each step plans under the shared lock, merges and recompresses with no lock held on a thread
 /// at the idle scheduling policy (it only uses CPU time ingest leaves over; queries and appends
 /// go on), and installs the result under the exclusive lock. At shutdown a step in progress is
 /// abandoned: its unfinished file is an orphan the next open deletes.
-async fn compact(logs: &Logs, stop: &watch::Receiver<bool>) {
+async fn compact(logs: &Logs, stop: &watch::Receiver<bool>, merge: &Merge) {
     let mut stop = stop.clone();
     while !*stop.borrow() {
         let store = logs.store.clone();
@@ -420,7 +452,7 @@ async fn compact(logs: &Logs, stop: &watch::Receiver<bool>) {
             Err(e) => return compaction_failed(logs, &e),
         };
         let done = tokio::select! {
-            done = idle::run_idle("bongsu-logs-compact", move || plan.run()) => done,
+            done = merge(plan) => done,
             _ = stop.changed() => return,
         };
         let done = match done {
@@ -566,5 +598,126 @@ impl MetricsSource for LogsMetricsSource {
             out.sample(name, &[], get(v));
         }
         m.rejected.collect(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bongsu_model::LogEntry;
+    use bongsu_stream::{MemoryStream, StreamOptions};
+    use std::sync::mpsc;
+
+    fn logs_over(store: LogStore) -> Arc<Logs> {
+        let (applied, _) = watch::channel(0u64);
+        Arc::new(Logs {
+            store: Arc::new(RwLock::new(store)),
+            settings: LogsSettings {
+                maintain_interval: Duration::from_millis(20),
+                ..LogsSettings::default()
+            },
+            known: Mutex::new(HashSet::new()),
+            applied,
+            positions: Mutex::new(BTreeMap::new()),
+            metrics: LogsMetrics::new(),
+        })
+    }
+
+    fn segments(logs: &Logs) -> usize {
+        read_lock(&logs.store).stats().segments
+    }
+
+    async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// While a compaction step's merge is held (as an ingest peak holds an idle-policy
+    /// thread), maintenance still cuts chunks and writes segments; once the merge goes on, the
+    /// step installs and every line is still there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_compaction_does_not_hold_up_maintenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = bongsu_logstore::Config {
+            // Every maintenance run cuts every head and writes a segment.
+            max_chunk_age_ns: 0,
+            flush_interval_ns: 0,
+            // As the server runs it: compaction is the task's, not `maintain`'s.
+            compaction: false,
+            ..bongsu_logstore::Config::default()
+        };
+        let logs = logs_over(LogStore::open(dir.path(), cfg).unwrap());
+        let labels = Labels::from_pairs([("app", "compact")]).unwrap();
+        let mut next = 0u64;
+        let mut append = |logs: &Logs| {
+            let entries: Vec<LogEntry> = (0..10)
+                .map(|i| LogEntry::new(1_000 + (next * 10 + i) as i64, format!("line {next} {i}")))
+                .collect();
+            write_lock(&logs.store)
+                .append(0, next, &labels, &entries)
+                .unwrap();
+            next += 1;
+        };
+
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let held = Arc::new((Mutex::new(started_tx), Mutex::new(go_rx)));
+        let merge: Merge = Arc::new(move |plan: CompactionPlan| {
+            let held = held.clone();
+            Box::pin(async move {
+                blocking(move || {
+                    let _ = held.0.lock().unwrap().send(());
+                    let _ = held.1.lock().unwrap().recv();
+                    plan.run()
+                })
+                .await
+            })
+        });
+        let stream: Arc<dyn Stream> = MemoryStream::new(StreamOptions::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let maintain = tokio::spawn(maintain_loop(logs.clone(), stream, stop_rx.clone()));
+        let compaction = tokio::spawn(compact_loop(logs.clone(), stop_rx, merge));
+
+        append(&logs);
+        wait_for("the first segment", || segments(&logs) >= 1).await;
+        // The compaction task picks that segment and its merge now waits.
+        tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .expect("a compaction step started");
+        let before = segments(&logs);
+        for _ in 0..3 {
+            append(&logs);
+            let want = segments(&logs) + 1;
+            wait_for("a segment written during the merge", || {
+                segments(&logs) >= want
+            })
+            .await;
+        }
+        assert_eq!(segments(&logs), before + 3);
+        assert_eq!(logs.metrics.compactions.load(Ordering::Relaxed), 0);
+
+        go_tx.send(()).unwrap();
+        wait_for("the step installed", || {
+            logs.metrics.compactions.load(Ordering::Relaxed) >= 1
+        })
+        .await;
+        let _ = stop_tx.send(true);
+        drop(go_tx);
+        maintain.await.unwrap();
+        compaction.await.unwrap();
+        let stats = read_lock(&logs.store).stats();
+        assert_eq!(stats.segment_line_bytes, {
+            let n = next as usize;
+            (0..n)
+                .flat_map(|a| (0..10).map(move |i| format!("line {a} {i}").len()))
+                .sum::<usize>() as u64
+        });
     }
 }
