@@ -137,11 +137,6 @@ impl Head {
         *self = Head::default();
     }
 
-    /// Reserves room for `entries` more entries.
-    pub(crate) fn reserve(&mut self, entries: usize) {
-        self.entries.reserve(entries);
-    }
-
     /// The page with room for `len` more bytes (a new one if the last is full).
     fn page_for(&mut self, len: usize) -> (u32, &mut String) {
         let full = self
@@ -175,33 +170,41 @@ impl Head {
         &self.pages[s.page as usize][s.start as usize..s.end as usize]
     }
 
-    /// Adds entry `i` of `from` after every entry of the same or an earlier time (an
-    /// in-order entry is a push).
-    pub(crate) fn insert<E: Entries + ?Sized>(&mut self, from: &E, i: usize) {
-        let line = from.line(i);
-        self.line_bytes += line.len();
-        let [line] = self.put([line]);
-        let first = self.metadata.len();
-        from.for_each_metadata(i, |n, v| {
-            let [name, value] = self.put([n, v]);
-            self.metadata.push((name, value));
-        });
-        let e = HeadEntry {
-            timestamp_ns: from.timestamp_ns(i),
-            line,
-            metadata: (first, self.metadata.len()),
-        };
-        if self
-            .entries
-            .last()
-            .is_none_or(|l| l.timestamp_ns <= e.timestamp_ns)
-        {
-            self.entries.push(e);
-        } else {
-            let at = self
-                .entries
-                .partition_point(|x| x.timestamp_ns <= e.timestamp_ns);
-            self.entries.insert(at, e);
+    /// Adds every entry of `from`, each after every entry of the same or an earlier time: the
+    /// result is the stable sort by time of the old entries followed by the new ones. In-order
+    /// entries are pushes; when some arrive out of order, only the entries from the first one
+    /// they precede on are sorted, once per call (inserting each one would shift the tail of
+    /// the head once per entry: a quadratic cost when a batch overlaps the head's times).
+    pub(crate) fn extend<E: Entries + ?Sized>(&mut self, from: &E) {
+        let n = from.count();
+        let old = self.entries.len();
+        self.entries.reserve(n);
+        let mut last = self.entries.last().map_or(i64::MIN, |e| e.timestamp_ns);
+        let mut sorted = true;
+        let mut lowest = i64::MAX;
+        for i in 0..n {
+            let line = from.line(i);
+            self.line_bytes += line.len();
+            let [line] = self.put([line]);
+            let first = self.metadata.len();
+            from.for_each_metadata(i, |n, v| {
+                let [name, value] = self.put([n, v]);
+                self.metadata.push((name, value));
+            });
+            let ts = from.timestamp_ns(i);
+            sorted &= ts >= last;
+            last = ts;
+            lowest = lowest.min(ts);
+            self.entries.push(HeadEntry {
+                timestamp_ns: ts,
+                line,
+                metadata: (first, self.metadata.len()),
+            });
+        }
+        if !sorted {
+            // Old entries up to `lowest` (equal times included: they arrived first) stay put.
+            let from = self.entries[..old].partition_point(|x| x.timestamp_ns <= lowest);
+            self.entries[from..].sort_by_key(|e| e.timestamp_ns);
         }
     }
 }
@@ -287,9 +290,7 @@ mod tests {
             })
             .collect();
         let mut head = Head::default();
-        for i in 0..entries.len() {
-            head.insert(&entries[..], i);
-        }
+        head.extend(&entries[..]);
         assert!(head.pages.len() > 3, "{} pages", head.pages.len());
         assert_eq!(owned(&head), entries);
     }
@@ -299,10 +300,18 @@ mod tests {
         /// A head holds what was inserted, sorted by time with arrival order kept among equal
         /// times (a stable sort of the input).
         #[test]
-        fn head_keeps_entries_in_stable_time_order(entries in proptest::collection::vec(entry(), 0..40)) {
+        fn head_keeps_entries_in_stable_time_order(
+            entries in proptest::collection::vec(entry(), 0..40),
+            cuts in proptest::collection::vec(0usize..40, 0..4),
+        ) {
+            // The entries arrive in batches (cut at `cuts`), each batch added at once.
             let mut head = Head::default();
-            for i in 0..entries.len() {
-                head.insert(&entries[..], i);
+            let mut bounds: Vec<usize> = cuts.into_iter().filter(|&c| c < entries.len()).collect();
+            bounds.push(0);
+            bounds.push(entries.len());
+            bounds.sort_unstable();
+            for w in bounds.windows(2) {
+                head.extend(&entries[w[0]..w[1]]);
             }
             let mut expected = entries.clone();
             expected.sort_by_key(|e| e.timestamp_ns);

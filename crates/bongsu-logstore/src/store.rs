@@ -430,10 +430,7 @@ impl LogStore {
         if s.head.is_empty() {
             s.head_started_ns = now;
         }
-        s.head.reserve(n);
-        for i in 0..n {
-            s.head.insert(entries, i);
-        }
+        s.head.extend(entries);
         s.newest_ns = s.newest_ns.max(newest);
         self.head_bytes += added;
         s.head_from.entry(partition).or_insert(offset);
