@@ -5,7 +5,6 @@
 use bongsu_model::Label;
 
 use crate::bloom::Bloom;
-use crate::hashset::HashSet64;
 use crate::head::Entries;
 use crate::ngrams::GramFilter;
 use crate::tokens;
@@ -138,9 +137,7 @@ pub(crate) fn encode_with_level<E: Entries + ?Sized>(
         raw.push(b'\n');
     }
     // Token filter over the line text (structured metadata is not indexed).
-    let mut tokens = HashSet64::with_capacity(n * 4);
-    tokens::for_each_token(&raw[text_start..], |h| tokens.insert(h));
-    let filter = Bloom::build_from(tokens.len(), tokens.iter());
+    let filter = tokens::filter(&raw[text_start..], n * 4);
     let grams = substring_filter.then(|| GramFilter::build(&raw[text_start..]));
 
     // zstd's bulk API on an in-memory buffer cannot fail for valid levels; an error would be

@@ -9,6 +9,9 @@
 //!
 //! Every other byte (spaces, punctuation, any non-ASCII byte) separates tokens.
 
+use crate::bloom::Bloom;
+use crate::hashset::HashSet64;
+
 /// Tokens shorter than this are not indexed (and never required by a query).
 pub(crate) const MIN_TOKEN_LEN: usize = 2;
 
@@ -91,8 +94,9 @@ pub(crate) fn load8(text: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// The MurmurHash3 64-bit finalizer (a bijection).
 #[inline]
-fn fmix64(mut h: u64) -> u64 {
+pub(crate) fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -100,42 +104,210 @@ fn fmix64(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Calls `f` with the hash of every token of `text` (words and terms).
+/// Calls `f` with the hash of every token of `text` (words and terms), in no particular order.
+#[cfg(test)]
 pub(crate) fn for_each_token(text: &[u8], mut f: impl FnMut(u64)) {
+    for_each_token_unmixed(text, |h| f(fmix64(h)));
+}
+
+/// The token filter of `text`: a [`Bloom`] sized for its distinct tokens, holding every one.
+/// `expected` is a guess of the distinct tokens (the dedup set starts at that size).
+///
+/// The set deduplicates the hashes before their finalizer ([`fmix64`] is a bijection, so
+/// distinct tokens are distinct either way): the finalizer runs once per distinct token
+/// instead of once per token.
+pub(crate) fn filter(text: &[u8], expected: usize) -> Bloom {
+    let mut set = HashSet64::with_capacity(expected);
+    for_each_token_unmixed(text, |h| set.insert(h));
+    Bloom::build_from(set.len(), set.iter().map(fmix64))
+}
+
+/// [`token_hash_at`] without the finalizer: `fmix64(unmixed_hash_at(..)) == token_hash_at(..)`.
+#[inline(always)]
+fn unmixed_hash_at(text: &[u8], start: usize, end: usize) -> u64 {
+    let len = end - start;
+    let h = (len as u64).wrapping_mul(K);
+    // Most tokens are at most 8 bytes long: one load, no loop.
+    if len <= 8 && start + 8 <= text.len() {
+        let keep = u64::MAX >> (8 * (8 - len));
+        return (h ^ ((load8(text, start) | LOWER) & keep))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+    unmixed_hash_long(text, start, end, h)
+}
+
+#[inline(never)]
+fn unmixed_hash_long(text: &[u8], start: usize, end: usize, mut h: u64) -> u64 {
+    let mut at = start;
+    while at + 8 <= end {
+        h = (h ^ (load8(text, at) | LOWER))
+            .wrapping_mul(K)
+            .rotate_left(29);
+        at += 8;
+    }
+    let rem = end - at;
+    if rem > 0 {
+        let keep = u64::MAX >> (8 * (8 - rem));
+        let w = if at + 8 <= text.len() {
+            load8(text, at) & keep
+        } else {
+            text[at..end]
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+        };
+        h = (h ^ (w | (LOWER & keep))).wrapping_mul(K).rotate_left(29);
+    }
+    h
+}
+
+/// `b` in every byte.
+const fn rep(b: u8) -> u64 {
+    b as u64 * 0x0101_0101_0101_0101
+}
+
+const HIGH: u64 = rep(0x80);
+
+/// The word bytes (`[A-Za-z0-9]`) and the punctuation bytes (`. _ : -`) of the 8 bytes of `x`:
+/// 0x80 in each such byte, 0 elsewhere. Each byte's low 7 bits `t` are tested against a range
+/// `[lo, hi]` by adding constants: `t + (0x80 - lo)` reaches bit 7 exactly when `t >= lo`,
+/// `t + (0x7f - hi)` exactly when `t > hi`, and no sum carries into the next byte; bytes with
+/// bit 7 set (non-ASCII) are then cleared.
+#[inline(always)]
+fn classify8(x: u64) -> (u64, u64) {
+    let t = x & rep(0x7f);
+    let ascii = !x & HIGH;
+    let lower = t | rep(0x20);
+    let letter = (lower + rep(0x80 - b'a')) ^ (lower + rep(0x7f - b'z'));
+    let ge_0 = t + rep(0x80 - b'0');
+    let gt_9 = t + rep(0x7f - b'9');
+    let digit = ge_0 ^ gt_9;
+    let colon = gt_9 ^ (t + rep(0x7f - b':'));
+    // '-' and '.' are adjacent.
+    let dash_dot = (t + rep(0x80 - b'-')) ^ (t + rep(0x7f - b'.'));
+    let underscore = (t + rep(0x80 - b'_')) ^ (t + rep(0x7f - b'_'));
+    (
+        (letter | digit) & ascii,
+        (colon | dash_dot | underscore) & ascii,
+    )
+}
+
+/// One bit per byte from a mask with 0x80 or 0 in each byte (bit `i` = byte `i`): every
+/// byte's bit lands in a distinct position of the top byte, so nothing carries.
+#[inline(always)]
+fn pack8(m: u64) -> u64 {
+    (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Word and punctuation bit masks of up to 64 bytes (bit `i` = byte `i`; bytes past the end
+/// of `block` are separators).
+#[inline(always)]
+fn classify_block(block: &[u8]) -> (u64, u64) {
+    let mut word = 0;
+    let mut punct = 0;
+    if block.len() == 64 {
+        for (i, c) in block.chunks_exact(8).enumerate() {
+            let (w, p) = classify8(load8(c, 0));
+            word |= pack8(w) << (8 * i);
+            punct |= pack8(p) << (8 * i);
+        }
+    } else {
+        let mut a = [0u8; 64];
+        a[..block.len()].copy_from_slice(block);
+        for (i, c) in a.chunks_exact(8).enumerate() {
+            let (w, p) = classify8(load8(c, 0));
+            word |= pack8(w) << (8 * i);
+            punct |= pack8(p) << (8 * i);
+        }
+    }
+    (word, punct)
+}
+
+/// Calls `f` with [`unmixed_hash_at`] of every token of `text` (words, then terms, per block
+/// of 64 bytes).
+///
+/// Each block is classified into bit masks (`word`, `punct`, `term = word | punct`); a run's
+/// start and end are the bits where a mask changes from the byte before, visited with
+/// `trailing_zeros`. A run may go on over several blocks: its start is kept, and for a term
+/// whether it has shown punctuation so far.
+#[inline(always)]
+fn for_each_token_unmixed(text: &[u8], mut f: impl FnMut(u64)) {
     let n = text.len();
-    let mut i = 0;
-    while i < n {
-        // Skip separators.
-        while i < n && CLASS[text[i] as usize] & TERM == 0 {
-            i += 1;
+    // The last byte of the previous block was a word / term byte (0 or 1).
+    let mut word_open = 0u64;
+    let mut term_open = 0u64;
+    let mut word_start = 0usize;
+    let mut term_start = 0usize;
+    let mut term_punct = false;
+    let mut base = 0;
+    loop {
+        // The last block is shorter than 64 bytes (possibly empty): its top bit is a
+        // separator, so every run ends before the loop does.
+        let last = base + 64 > n;
+        let (word, punct) = classify_block(&text[base..n.min(base + 64)]);
+        let term = word | punct;
+
+        // Words: changes alternate start, end, start, ...
+        let mut edges = word ^ ((word << 1) | word_open);
+        if word_open != 0 && edges != 0 {
+            let end = base + edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if end - word_start >= MIN_TOKEN_LEN {
+                f(unmixed_hash_at(text, word_start, end));
+            }
         }
-        if i >= n {
-            break;
-        }
-        // A term run [i, j), hashing the word runs inside it as they end.
-        let start = i;
-        let mut has_punct = false;
-        let mut word_start = i;
-        while i < n {
-            let c = CLASS[text[i] as usize];
-            if c & TERM == 0 {
+        while edges != 0 {
+            let s = edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if edges == 0 {
+                word_start = base + s;
                 break;
             }
-            if c & WORD == 0 {
-                has_punct = true;
-                if i - word_start >= MIN_TOKEN_LEN {
-                    f(token_hash_at(text, word_start, i));
-                }
-                word_start = i + 1;
+            let e = edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if e - s >= MIN_TOKEN_LEN {
+                f(unmixed_hash_at(text, base + s, base + e));
             }
-            i += 1;
         }
-        if i - word_start >= MIN_TOKEN_LEN {
-            f(token_hash_at(text, word_start, i));
+
+        // Terms: only those holding punctuation (the others are words, hashed above).
+        let mut edges = term ^ ((term << 1) | term_open);
+        if term_open != 0 {
+            if edges == 0 {
+                term_punct |= punct != 0;
+            } else {
+                let e = edges.trailing_zeros();
+                edges &= edges - 1;
+                let end = base + e as usize;
+                if (term_punct || punct & ((1u64 << e) - 1) != 0)
+                    && end - term_start >= MIN_TOKEN_LEN
+                {
+                    f(unmixed_hash_at(text, term_start, end));
+                }
+            }
         }
-        if has_punct && i - start >= MIN_TOKEN_LEN {
-            f(token_hash_at(text, start, i));
+        while edges != 0 {
+            let s = edges.trailing_zeros();
+            edges &= edges - 1;
+            if edges == 0 {
+                term_start = base + s as usize;
+                term_punct = punct >> s != 0;
+                break;
+            }
+            let e = edges.trailing_zeros();
+            edges &= edges - 1;
+            if (punct & ((1u64 << e) - 1)) >> s != 0 && e - s >= MIN_TOKEN_LEN as u32 {
+                f(unmixed_hash_at(text, base + s as usize, base + e as usize));
+            }
         }
+
+        if last {
+            break;
+        }
+        word_open = word >> 63;
+        term_open = term >> 63;
+        base += 64;
     }
 }
 
@@ -246,6 +418,85 @@ mod tests {
         let mut v = Vec::new();
         for_each_token(s.as_bytes(), |h| v.push(h));
         v
+    }
+
+    /// The tokenizer as the format defines it, one byte at a time: every word and every term
+    /// holding punctuation, each at least [`MIN_TOKEN_LEN`] bytes long.
+    fn reference_tokens(text: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        let runs = |is: fn(u8) -> bool| {
+            let mut v = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                if !is(text[i]) {
+                    i += 1;
+                    continue;
+                }
+                let s = i;
+                while i < text.len() && is(text[i]) {
+                    i += 1;
+                }
+                v.push(&text[s..i]);
+            }
+            v
+        };
+        for w in runs(is_word_byte) {
+            if w.len() >= MIN_TOKEN_LEN {
+                out.push(reference_hash(w));
+            }
+        }
+        for t in runs(is_term_byte) {
+            if t.len() >= MIN_TOKEN_LEN && t.iter().any(|&b| !is_word_byte(b)) {
+                out.push(reference_hash(t));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Bytes drawn mostly from token classes, so runs are long and cross 64-byte blocks.
+    fn texty() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            6 => prop::sample::select(b"aZq09x".to_vec()),
+            2 => prop::sample::select(b"._:-".to_vec()),
+            2 => prop::sample::select(b" \n=/\"".to_vec()),
+            1 => any::<u8>(),
+        ];
+        prop_oneof![
+            proptest::collection::vec(byte, 0..400),
+            // Long runs: a word or term spanning several blocks.
+            (1usize..200, 0usize..3).prop_map(|(n, k)| {
+                let mut v = vec![b'a'; n];
+                if k > 0 {
+                    v[n / 2] = b'.';
+                }
+                v
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// The block tokenizer finds exactly the format's tokens (same hashes), wherever the
+        /// runs start and end relative to its 64-byte blocks.
+        #[test]
+        fn block_tokenizer_matches_the_reference(text in texty(), pad in 0usize..70) {
+            // Offsetting the text moves every run across block boundaries.
+            let mut shifted = vec![b' '; pad];
+            shifted.extend_from_slice(&text);
+            for t in [&text[..], &shifted[..]] {
+                let mut got = Vec::new();
+                for_each_token(t, |h| got.push(h));
+                got.sort_unstable();
+                got.dedup();
+                prop_assert_eq!(&got, &reference_tokens(t));
+                let f = filter(t, 4);
+                for h in reference_tokens(t) {
+                    prop_assert!(f.may_contain(h));
+                }
+            }
+        }
     }
 
     #[test]
